@@ -1,0 +1,34 @@
+# kappascope: two commands on a fresh machine.
+#   make demo   set up .venv and launch the dashboard on the embedded default
+#   make test   set up .venv (and Debian's Chromium for browser tests) and run every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 5006
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup chromium bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+demo: setup
+	$(VENV)/bin/kappascope serve --port $(PORT) --show
+
+test: setup chromium
+	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,9 @@
+"""kappascope core: the science (geometry → lensing → priors & likelihood → kernels → sampling).
+
+Nothing in this package imports a UI library (panel, holoviews, bokeh, param).
+"""
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
