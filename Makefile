@@ -22,7 +22,7 @@ chromium:
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 
 demo: setup
-	$(VENV)/bin/kappascope serve --port $(PORT) --show
+	$(VENV)/bin/panel serve dashboard/app.py --port $(PORT) --show --num-threads 2
 
 test: setup chromium
 	$(PY) -m pytest -n 2 --dist loadgroup tests
