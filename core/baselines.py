@@ -46,7 +46,8 @@ import tensorflow_probability as tfp
 from core.geometry import MapGeometry, as_float_tensor
 from core.lensing import LensingOperator, gaussian_smooth, shear_kernel
 from core.likelihood import ShearLikelihood
-from core.observation import Observation, as_stateless_seed, mask_from_array
+from core.observation import Observation, mask_from_array
+from core.seeds import stateless_seed
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def constrained_realisations(
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"num must be a positive integer, got {num!r}")
     ops = _Ops64(likelihood, power_map, sigma)
-    s_seed, n_seed = tfp.random.split_seed(as_stateless_seed(seed), n=2)
+    s_seed, n_seed = tfp.random.split_seed(stateless_seed(seed), n=2)
     n = likelihood.geometry.npix
     white = tf.random.stateless_normal([num, n, n], seed=s_seed, dtype=tf.float64)
     s = ops.sqrt_s(white)

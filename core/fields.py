@@ -46,6 +46,8 @@ import logging
 import numpy as np
 import tensorflow as tf
 
+from core.seeds import SeedLike, stateless_seed
+
 __all__ = [
     "DEFAULT_SHIFT",
     "check_power_map",
@@ -65,7 +67,6 @@ DEFAULT_SHIFT = 0.066
 #: (below it, at debug level: the effect on the κ spectrum is then < 1e-4 relative)
 CLIP_WARNING_FRACTION = 1e-4
 
-SeedLike = int | tf.Tensor | np.ndarray
 
 
 def check_power_map(power_map: np.ndarray | tf.Tensor, name: str = "power_map", symmetric: bool = True) -> np.ndarray:
@@ -94,26 +95,6 @@ def _check_num(num: int) -> int:
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"num must be a positive integer, got {num!r}")
     return int(num)
-
-
-def stateless_seed(seed: SeedLike) -> tf.Tensor:
-    """A stateless seed, int32 tensor of shape [2], from a Python int or a shape-[2] seed.
-
-    A non-negative int ``s < 2**62`` maps deterministically to ``[s >> 31, s & (2**31 − 1)]``.
-    (``tfp.random.sanitize_seed`` is *not* used for ints: it draws them through the stateful
-    RNG, so the same int gives different streams from one call to the next in eager mode.)
-    """
-    if isinstance(seed, (bool, np.bool_)):
-        raise ValueError(f"seed must be an int or a shape-[2] integer tensor, got {seed!r}")
-    if isinstance(seed, (int, np.integer)):
-        seed = int(seed)
-        if not 0 <= seed < 2**62:
-            raise ValueError(f"seed must be a non-negative int below 2**62, got {seed}")
-        return tf.constant([seed >> 31, seed & (2**31 - 1)], dtype=tf.int32)
-    seed = tf.convert_to_tensor(seed)
-    if not seed.dtype.is_integer or seed.shape.rank != 1 or seed.shape[0] != 2:
-        raise ValueError(f"seed must be an int or a shape-[2] integer tensor, got {seed!r}")
-    return tf.cast(seed, tf.int32)
 
 
 def white_noise(shape: tuple[int, ...], seed: SeedLike) -> tf.Tensor:

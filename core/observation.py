@@ -45,6 +45,7 @@ import tensorflow_probability as tfp
 
 from core.geometry import MapGeometry, as_float_tensor
 from core.lensing import LensingOperator
+from core.seeds import SeedLike as Seed, stateless_seed
 
 logger = logging.getLogger(__name__)
 
@@ -62,30 +63,8 @@ __all__ = [
     "mock_shear",
     "Observation",
     "validate_observation_arrays",
-    "as_stateless_seed",
 ]
 
-Seed = int | tf.Tensor | Sequence[int]
-
-
-def as_stateless_seed(seed: Seed, name: str = "seed") -> tf.Tensor:
-    """Turn a Python int or a ``[2]`` seed into a stateless seed (int32 ``[2]``).
-
-    A Python int ``s`` maps deterministically to ``[s mod 2³¹, s div 2³¹]`` — not through
-    ``tfp.random.sanitize_seed``, which treats ints as *stateful* op seeds and returns a different
-    seed on every call.
-    """
-    if seed is None:
-        raise ValueError(f"{name} must be given explicitly (an int or a [2] int32 tensor); no global RNG is used")
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
-        seed = int(seed)
-        if seed < 0 or seed >= 2**62:
-            raise ValueError(f"{name} must be a non-negative int below 2**62, got {seed}")
-        return tf.constant([seed % 2**31, seed // 2**31], dtype=tf.int32)
-    try:
-        return tfp.random.sanitize_seed(seed)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an int or a [2] int32 seed, got {seed!r}") from err
 
 
 def _pixel_coordinates(geometry: MapGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +105,7 @@ def random_holes_mask(
     mask = full_mask(geometry)
     if num_holes == 0:
         return mask
-    centre_seed, radius_seed = tfp.random.split_seed(as_stateless_seed(seed), n=2)
+    centre_seed, radius_seed = tfp.random.split_seed(stateless_seed(seed), n=2)
     # Centres uniform over the field in pixel coordinates [−½, N−½).
     centres = tf.random.stateless_uniform([num_holes, 2], seed=centre_seed, dtype=tf.float64).numpy()
     centres = centres * geometry.npix - 0.5
@@ -352,7 +331,7 @@ class NoiseModel:
 
     def sample(self, seed: Seed, batch_shape: Sequence[int] = ()) -> tf.Tensor:
         """A noise realisation ``(*batch_shape, 2, N, N)`` float32."""
-        z = tf.random.stateless_normal([*batch_shape, *self.std.shape], seed=as_stateless_seed(seed), dtype=tf.float32)
+        z = tf.random.stateless_normal([*batch_shape, *self.std.shape], seed=stateless_seed(seed), dtype=tf.float32)
         return z * tf.constant(self.std)
 
 

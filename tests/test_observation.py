@@ -21,7 +21,7 @@ from core.observation import (
     mock_shear,
     random_holes_mask,
     resample_mask,
-    as_stateless_seed,
+    stateless_seed,
     stripes_mask,
 )
 
@@ -36,13 +36,13 @@ def _valid_mask(mask: np.ndarray, geometry: MapGeometry = GEOM) -> None:
 # --------------------------------------------------------------------------- seeds
 def test_int_seeds_are_reproducible():
     # tfp.random.sanitize_seed(int) is stateful (a new seed each call); ours must not be.
-    np.testing.assert_array_equal(as_stateless_seed(4).numpy(), as_stateless_seed(4).numpy())
-    assert not np.array_equal(as_stateless_seed(4).numpy(), as_stateless_seed(5).numpy())
-    np.testing.assert_array_equal(as_stateless_seed(tf.constant([3, 9], tf.int32)).numpy(), [3, 9])
+    np.testing.assert_array_equal(stateless_seed(4).numpy(), stateless_seed(4).numpy())
+    assert not np.array_equal(stateless_seed(4).numpy(), stateless_seed(5).numpy())
+    np.testing.assert_array_equal(stateless_seed(tf.constant([3, 9], tf.int32)).numpy(), [3, 9])
     with pytest.raises(ValueError, match="seed"):
-        as_stateless_seed(-1)
+        stateless_seed(-1)
     with pytest.raises(ValueError, match="seed"):
-        as_stateless_seed(None)
+        stateless_seed(None)
 
 
 # --------------------------------------------------------------------------- masks
