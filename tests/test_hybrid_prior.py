@@ -1,0 +1,185 @@
+"""Tests of the hybrid prior (core.hybrid_prior): shipped weights, quality vs Gaussian, interface, errors."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core.cosmology import default_power_map
+from core.fields import DEFAULT_SHIFT, lognormal_field
+from core.gaussian_prior import GaussianPrior
+from core.geometry import MapGeometry
+from core.hybrid_prior import (
+    WEIGHTS_DIR,
+    HybridPrior,
+    filter_residual,
+    residual_filter_weights,
+    load_hybrid_prior,
+    read_metadata,
+    save_network,
+    shipped_prior,
+)
+from core.score_network import build_score_network, count_parameters
+from core.training import heldout_dsm_losses
+
+PIX = 104.4 / 120
+SHIPPED = WEIGHTS_DIR / "hybrid_0.87arcmin.json"
+
+
+@pytest.fixture(scope="module")
+def shipped64() -> HybridPrior:
+    return shipped_prior(MapGeometry(64, PIX))
+
+
+def _tiny_files(tmp_path, channels=(8, 16, 32), name="tiny"):
+    net = build_score_network({"channels": list(channels), "blocks_per_scale": 1, "zero_init_output": False}, npix=16, seed=0)
+    meta = {"pixel_size_arcmin": PIX, "train_npix": 16, "sigma": {"min": 1e-3, "max": 1.0}}
+    return net, save_network(net, tmp_path / name, meta)
+
+
+# ------------------------------------------------------------------------ shipped weights
+def test_shipped_weights_match_their_metadata(shipped64: HybridPrior) -> None:
+    meta = read_metadata(SHIPPED)
+    assert (WEIGHTS_DIR / meta["weights_file"]).exists()
+    assert meta["pixel_size_arcmin"] == pytest.approx(PIX, rel=1e-6)
+    assert meta["train_npix"] == 64 and meta["training_data"]["kind"] == "lognormal"
+    assert meta["training_data"]["shift"] == pytest.approx(DEFAULT_SHIFT)
+    assert meta["sigma"]["min"] <= 1e-3 and meta["sigma"]["max"] >= 1.0
+    net = shipped64.network
+    assert net.get_config() == meta["architecture"]["config"]
+    assert count_parameters(net) == meta["num_parameters"]
+    assert (WEIGHTS_DIR / meta["weights_file"]).stat().st_size < 3.5e6
+    assert meta["provenance"]["command"].startswith("python scripts/train_weights.py")
+    assert shipped64.sigma_min == meta["sigma"]["min"] and shipped64.has_log_prob is False
+    assert shipped64.residual_filter == meta["residual_filter"] == "wiener"
+
+
+def test_shipped_weights_serve_the_cosmos_cpu_geometry() -> None:
+    prior = shipped_prior(MapGeometry(120, PIX))
+    s = prior.score(tf.zeros((1, 120, 120)) + 0.01, 0.05)
+    assert s.shape == (1, 120, 120) and np.all(np.isfinite(s.numpy()))
+
+
+def test_shipped_prior_beats_gaussian_at_small_sigma(shipped64: HybridPrior) -> None:
+    # Held-out lognormal maps (seed unrelated to the training seeds), common noise for both models.
+    # Per σ the paired difference hybrid − gaussian of the per-map DSM loss has Monte-Carlo standard
+    # error sem = std/√n over the n maps; we require the mean difference to be below −3·sem
+    # (a one-sided 3σ margin: a chance pass for an equally good model has probability ~0.1%).
+    geometry = shipped64.geometry
+    maps = lognormal_field(default_power_map(geometry), 32, 20260, shift=DEFAULT_SHIFT)
+    res = heldout_dsm_losses(
+        {"hybrid": tf.function(shipped64.score), "gaussian": shipped64.gaussian.score}, maps, [0.003, 0.01, 0.03], seed=77
+    )
+    diff = res["diff_hybrid_minus_gaussian"]
+    for s, d, e in zip(res["sigma"], diff["mean"], diff["sem"]):
+        assert d < -3 * e, f"at sigma={s}: hybrid - gaussian = {d:.4g} ± {e:.2g}"
+
+
+# ------------------------------------------------------------------------------ interface
+def test_untrained_hybrid_equals_gaussian_and_shapes() -> None:
+    geometry = MapGeometry(16, PIX)
+    gauss = GaussianPrior(geometry, default_power_map(geometry))
+    net = build_score_network({"channels": [8, 16, 32], "blocks_per_scale": 1}, npix=16, seed=0)  # zero output
+    prior = HybridPrior(gauss, net, {"sigma": {"min": 1e-3, "max": 1.0}})
+    kappa = tf.random.stateless_normal((2, 3, 16, 16), [0, 1]) * 0.02
+    np.testing.assert_allclose(prior.score(kappa, 0.01).numpy(), gauss.score(kappa, 0.01).numpy())
+    per_chain = tf.constant([[0.01, 0.02, 0.03], [0.1, 0.2, 0.3]])
+    assert prior.score(kappa, per_chain).shape == (2, 3, 16, 16)
+    assert prior.geometry == geometry and np.array_equal(prior.power_map, gauss.power_map)
+
+
+def test_per_batch_sigma_matches_scalar_calls(tmp_path) -> None:
+    _, (wpath, _) = _tiny_files(tmp_path)
+    prior = load_hybrid_prior(wpath, MapGeometry(16, PIX))
+    kappa = tf.random.stateless_normal((2, 16, 16), [2, 3]) * 0.02
+    both = prior.score(kappa, tf.constant([0.01, 0.1])).numpy()
+    np.testing.assert_allclose(both[0], prior.score(kappa[:1], 0.01).numpy()[0], rtol=1e-4, atol=1e-4 * np.abs(both[0]).max())
+    np.testing.assert_allclose(both[1], prior.score(kappa[1:], 0.1).numpy()[0], rtol=1e-4, atol=1e-4 * np.abs(both[1]).max())
+
+
+def test_sigma_below_trained_range_is_clamped_for_the_network(tmp_path) -> None:
+    _, (wpath, _) = _tiny_files(tmp_path)
+    prior = load_hybrid_prior(wpath, MapGeometry(16, PIX))
+    kappa = tf.random.stateless_normal((1, 16, 16), [4, 5]) * 0.02
+    r0 = prior.residual(kappa, 0.0).numpy()
+    assert np.all(np.isfinite(r0)) and np.abs(r0).max() > 0
+    np.testing.assert_allclose(r0, prior.residual(kappa, prior.sigma_min).numpy(), rtol=1e-5)
+    assert np.all(np.isfinite(prior.score(kappa, 0.0).numpy()))
+
+
+def test_noise_mode_filter_bounds_the_preconditioned_residual() -> None:
+    # C_σ r = σ² o with C_σ = F⁻¹ diag(P + σ²) F: apply C_σ to the filtered residual and compare
+    geometry = MapGeometry(16, PIX)
+    power = default_power_map(geometry)
+    raw = tf.random.stateless_normal((2, 16, 16), [6, 7])
+    sigma = tf.constant([0.003, 0.1])
+    r = filter_residual(raw, residual_filter_weights(power), sigma, "wiener")
+    c = tf.constant(power[:, :9] + sigma.numpy()[:, None, None] ** 2, tf.complex64)
+    c_r = tf.signal.irfft2d(tf.signal.rfft2d(r) * c, fft_length=[16, 16]).numpy()
+    np.testing.assert_allclose(c_r, (sigma.numpy()[:, None, None] ** 2) * raw.numpy(), rtol=1e-3, atol=1e-9)
+    assert filter_residual(raw, residual_filter_weights(power), sigma, "none") is raw
+    with pytest.raises(ValueError, match="residual_filter"):
+        filter_residual(raw, residual_filter_weights(power), sigma, "lowpass")
+
+
+# --------------------------------------------------------------------------------- errors
+def test_wrong_pixel_scale_is_rejected(tmp_path) -> None:
+    _, (wpath, _) = _tiny_files(tmp_path)
+    with pytest.raises(ValueError, match=r"0\.87 arcmin.*0\.5 arcmin"):
+        load_hybrid_prior(wpath, MapGeometry(16, 0.5))
+    with pytest.raises(ValueError, match="no shipped score-network weights for pixel scale 0.123"):
+        shipped_prior(MapGeometry(16, 0.123))
+
+
+def test_map_size_not_allowed(tmp_path) -> None:
+    # a 4-scale network needs an even map side >= 2**4 = 16
+    _, (wpath, _) = _tiny_files(tmp_path, channels=(8, 8, 16, 16), name="deep")
+    with pytest.raises(ValueError, match="too small"):
+        load_hybrid_prior(wpath, MapGeometry(12, PIX))
+    assert load_hybrid_prior(wpath, MapGeometry(18, PIX)).score(tf.zeros((1, 18, 18)), 0.1).shape == (1, 18, 18)
+
+
+def test_corrupted_weight_file(tmp_path) -> None:
+    _, (wpath, mpath) = _tiny_files(tmp_path)
+    data = bytearray(wpath.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    wpath.write_bytes(bytes(data[: len(data) * 3 // 4]))
+    with pytest.raises(ValueError, match="sha256"):
+        load_hybrid_prior(wpath, MapGeometry(16, PIX))
+    meta = json.loads(mpath.read_text())
+    del meta["weights_sha256"]  # without the checksum the HDF5 reader itself must fail cleanly
+    mpath.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="cannot load weights file"):
+        load_hybrid_prior(wpath, MapGeometry(16, PIX))
+
+
+def test_missing_and_malformed_files(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="metadata file not found"):
+        load_hybrid_prior(tmp_path / "nothing.weights.h5", MapGeometry(16, PIX))
+    _, (wpath, mpath) = _tiny_files(tmp_path)
+    wpath.unlink()
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_hybrid_prior(mpath, MapGeometry(16, PIX))
+    mpath.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_hybrid_prior(mpath, MapGeometry(16, PIX))
+    _, (wpath, mpath) = _tiny_files(tmp_path, name="badfilter")
+    meta = json.loads(mpath.read_text())
+    meta["residual_filter"] = "lowpass"
+    mpath.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="residual_filter"):
+        load_hybrid_prior(mpath, MapGeometry(16, PIX))
+    mpath.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not a kappascope score-network metadata"):
+        load_hybrid_prior(mpath, MapGeometry(16, PIX))
+
+
+def test_shipped_prior_searches_a_weights_directory(tmp_path) -> None:
+    _, (wpath, mpath) = _tiny_files(tmp_path / "w")
+    (tmp_path / "w" / "unrelated.json").write_text("{}")  # ignored
+    prior = shipped_prior(MapGeometry(16, PIX), weights_dir=tmp_path / "w")
+    assert isinstance(prior, HybridPrior)
+    shutil.rmtree(tmp_path / "w")
