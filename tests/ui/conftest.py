@@ -1,0 +1,71 @@
+"""Browser-test fixtures: Debian's Chromium driven by Playwright, and the dashboard served on a free port.
+
+The server runs in this process (``dashboard.app.serve(..., threaded=True)``) so the tests can also check
+server-side state (no worker thread left after a session closes). Unused sessions are reaped after about a
+second instead of Bokeh's default 15–30 s.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.xdist_group("browser"))  # one worker runs them all, in order
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (make chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_FLAGS, "headless": True}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1300}}
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    from dashboard.app import serve
+
+    port = _free_port()
+    server = serve(port=port, show=False, address="127.0.0.1", threaded=True,
+                   websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"],
+                   check_unused_sessions_milliseconds=500, unused_session_lifetime_milliseconds=500)
+    deadline = time.monotonic() + 60
+    while True:  # wait for the port only: a GET of "/" would build a whole session
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}/"
+    server.stop()
