@@ -25,7 +25,7 @@ demo: setup
 	$(VENV)/bin/panel serve dashboard/app.py --port $(PORT) --show --num-threads 2
 
 test: setup chromium
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadgroup tests --nbmake notebooks/dashboard_embed.ipynb
 
 bench: setup
 	$(PY) benchmarks/run_all.py
