@@ -1,0 +1,329 @@
+r"""Calibration benchmark: do the posterior credible intervals contain the truth as often as they claim?
+
+Set-up (the demo geometry): ``num_maps`` true convergence maps ``κ*`` on 64×64 pixels of 0.87′ (the COSMOS field's
+104.4′ at 120 pixels) drawn as shifted-lognormal fields with the Planck18 z_s = 1 power spectrum
+(:func:`core.fields.lognormal_field`); the real COSMOS footprint resampled to the grid (:func:`core.observation.cosmos_mask`);
+uniform shape noise ``σ_n = σ_e/√(n_gal A_pix)`` with COSMOS-like ``σ_e = 0.3`` and ``n_gal = 65`` arcmin⁻²
+(0.043 per pixel at 0.87′); shear ``γ = M(Pκ* + n)`` (:func:`core.observation.mock_shear`).
+
+Estimators, each compared with the truth:
+
+* ``KS`` — Kaiser–Squires with Gaussian smoothing (FWHM ``ks_fwhm_arcmin``); ``Wiener`` — the Wiener filter with the
+  theory power map (the Gaussian-posterior mean);
+* ``Gaussian (exact)`` — exact samples of the Gaussian posterior (constrained realisations, no MCMC): the reference
+  that isolates the effect of the prior's misspecification (the truth is lognormal, the prior Gaussian);
+* ``Gaussian prior (HMC)`` / ``Hybrid prior (HMC)`` — annealed score-based HMC (:func:`core.sampling.sample_posterior`)
+  under the Gaussian or the hybrid prior (the latter only when shipped weights exist for the pixel scale).
+
+Metrics per map (pixels inside the mask unless noted): the RMSE ``√⟨(κ̂ − κ*)²⟩`` and the Pearson correlation of
+the point estimate (posterior mean) with the truth; for samplers, the coverage ``c_q`` = fraction of pixels whose
+true value lies in the central ``q`` credible interval of the samples (empirical quantiles, :func:`core.summaries.interval_coverage`),
+for ``q = 0.68, 0.95``. A calibrated posterior with the true prior has ``E c_q ≈ q`` (up to the finite number of
+samples: with ``C`` samples the empirical interval covers slightly less, see ``expected_coverage``). Each number is the
+mean over maps with its standard error (standard deviation over maps / √num_maps).
+
+Run ``python -m benchmarks.calibration --quick`` (a couple of minutes on a CPU) or without ``--quick`` for the
+fuller version; both print a JSON summary and write ``benchmarks/results/calibration[_quick].{json,md}``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+logger = logging.getLogger("benchmarks.calibration")
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+COVERAGE_LEVELS = (0.68, 0.95)
+
+
+@dataclass
+class CalibrationConfig:
+    """Settings of one calibration run (see the module docstring)."""
+
+    npix: int = 64
+    pixel_size_arcmin: float = 104.4 / 120
+    num_maps: int = 8
+    num_chains: int = 32
+    sigma_e: float = 0.3
+    n_gal_arcmin2: float = 65.0
+    truth: str = "lognormal"
+    mask: str = "cosmos"
+    sigma_max: float = 0.5
+    sigma_min: float = 1e-3
+    num_levels: int = 60
+    steps_per_level: int = 10
+    sampler: str = "hmc"
+    num_leapfrog_steps: int = 3
+    final_denoise: str | None = "tweedie"
+    ks_fwhm_arcmin: float = 2.0
+    priors: tuple[str, ...] = ("gaussian", "hybrid")
+    exact_reference: bool = True
+    seed: int = 0
+    jit_compile: bool = False
+
+    def validate(self) -> None:
+        if self.truth not in ("lognormal", "gaussian"):
+            raise ValueError(f"truth must be 'lognormal' or 'gaussian', got {self.truth!r}")
+        if self.mask not in ("cosmos", "full"):
+            raise ValueError(f"mask must be 'cosmos' or 'full', got {self.mask!r}")
+        if self.sampler not in ("hmc", "mala", "ula"):
+            raise ValueError(f"sampler must be 'hmc', 'mala' or 'ula', got {self.sampler!r}")
+        for name in ("num_maps", "num_levels", "steps_per_level", "num_leapfrog_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.num_chains < 2:
+            raise ValueError(f"num_chains must be at least 2 for intervals, got {self.num_chains!r}")
+        unknown = set(self.priors) - {"gaussian", "hybrid"}
+        if unknown:
+            raise ValueError(f"priors must be among 'gaussian', 'hybrid'; got {sorted(unknown)}")
+
+
+QUICK = dict(num_maps=2, num_chains=16, num_levels=30, steps_per_level=5)
+
+
+def expected_coverage(num_samples: int, level: float, trials: int = 200_000, seed: int = 0) -> float:
+    """Coverage of the empirical central ``level`` interval of ``num_samples`` exchangeable draws for one more
+    exchangeable draw (distribution-free; evaluated by Monte Carlo with standard normals, error ≈ 1e-3)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((trials, num_samples))
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2], axis=1)
+    t = rng.standard_normal(trials)
+    return float(np.mean((t >= lo) & (t <= hi)))
+
+
+def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+    diff = estimate - truth
+    return {
+        "rmse": float(np.sqrt(np.mean(diff[sel] ** 2))),
+        "rmse_all_pixels": float(np.sqrt(np.mean(diff**2))),
+        "pearson": float(np.corrcoef(estimate[sel], truth[sel])[0, 1]),
+    }
+
+
+def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+    from core.summaries import interval_coverage
+
+    out = _point_metrics(samples.mean(axis=0), truth, sel)
+    cov = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=sel)
+    cov_all = interval_coverage(samples, truth, COVERAGE_LEVELS)
+    # the high tail, where a lognormal truth departs most from a Gaussian prior: truth above its 95th percentile
+    peaks = sel & (truth > np.quantile(truth[sel], 0.95))
+    cov_peaks = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=peaks)
+    for q in COVERAGE_LEVELS:
+        out[f"coverage_{int(round(q * 100))}"] = cov[q]
+        out[f"coverage_{int(round(q * 100))}_all_pixels"] = cov_all[q]
+        out[f"coverage_{int(round(q * 100))}_top5pct"] = cov_peaks[q]
+    out["mean_posterior_std"] = float(samples.std(axis=0, ddof=1)[sel].mean())
+    return out
+
+
+def _aggregate(per_map: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    keys = per_map[0].keys()
+    out = {}
+    for k in keys:
+        v = np.array([m[k] for m in per_map], float)
+        se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+        out[k] = {"mean": float(v.mean()), "se": se}
+    return out
+
+
+def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[str, Any]:
+    """Run the benchmark; returns a JSON-serialisable dict (config, per-method aggregates and per-map values)."""
+    config.validate()
+    from core.baselines import constrained_realisations, kaiser_squires_map, wiener_filter
+    from core.cosmology import default_power_map
+    from core.fields import gaussian_field, lognormal_field
+    from core.gaussian_prior import GaussianPrior
+    from core.geometry import MapGeometry
+    from core.likelihood import ShearLikelihood
+    from core.observation import NoiseModel, Observation, cosmos_mask, full_mask
+    from core.posterior import PosteriorScore
+    from core.sampling import run_to_completion
+    from core.schedules import GeometricSchedule
+
+    start = time.perf_counter()
+    geometry = MapGeometry(config.npix, config.pixel_size_arcmin)
+    power = default_power_map(geometry)
+    make_truth = lognormal_field if config.truth == "lognormal" else gaussian_field
+    truths = make_truth(power, config.num_maps, config.seed).numpy().astype(np.float64)
+    mask = cosmos_mask(geometry) if config.mask == "cosmos" else full_mask(geometry)
+    sel = mask > 0
+    noise = NoiseModel.from_galaxy_density(geometry, config.sigma_e, config.n_gal_arcmin2)
+    schedule = GeometricSchedule(config.sigma_max, config.sigma_min, config.num_levels, config.steps_per_level)
+
+    priors: dict[str, Any] = {}
+    notes: list[str] = []
+    if "gaussian" in config.priors:
+        priors[f"Gaussian prior ({config.sampler.upper()})"] = GaussianPrior(geometry, power)
+    if "hybrid" in config.priors:
+        try:
+            from core.hybrid_prior import shipped_prior
+
+            priors[f"Hybrid prior ({config.sampler.upper()})"] = shipped_prior(geometry)
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            notes.append(f"hybrid prior skipped: {err}")
+            logger.warning("hybrid prior skipped: %s", err)
+
+    per_method: dict[str, list[dict[str, float]]] = {}
+    timings: dict[str, float] = {}
+
+    def record(name: str, metrics: dict[str, float], seconds: float) -> None:
+        per_method.setdefault(name, []).append(metrics)
+        timings[name] = timings.get(name, 0.0) + seconds
+
+    for i in range(config.num_maps):
+        truth = truths[i]
+        obs = Observation.simulated(geometry, truth, noise, mask, seed=config.seed * 7919 + 1000 + i)
+        likelihood = ShearLikelihood.from_observation(obs)
+        t0 = time.perf_counter()
+        ks = kaiser_squires_map(obs.shear, geometry, mask=mask, smoothing_fwhm_arcmin=config.ks_fwhm_arcmin)[0].numpy()
+        record("Kaiser-Squires", _point_metrics(ks.astype(np.float64), truth, sel), time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        wf = wiener_filter(likelihood, power).kappa.numpy().astype(np.float64)
+        record("Wiener filter", _point_metrics(wf, truth, sel), time.perf_counter() - t0)
+        if config.exact_reference:
+            t0 = time.perf_counter()
+            exact = constrained_realisations(likelihood, power, config.num_chains, seed=config.seed * 7919 + 2000 + i)
+            record("Gaussian posterior (exact)", _sample_metrics(exact.numpy().astype(np.float64), truth, sel),
+                   time.perf_counter() - t0)
+        for name, prior in priors.items():
+            t0 = time.perf_counter()
+            snap = run_to_completion(
+                PosteriorScore(likelihood, prior), schedule, num_chains=config.num_chains, sampler=config.sampler,
+                num_leapfrog_steps=config.num_leapfrog_steps, seed=config.seed * 7919 + 3000 + i,
+                snapshot_every=max(1, schedule.total_steps // 4), final_denoise=config.final_denoise,
+                jit_compile=config.jit_compile,
+            )
+            metrics = _sample_metrics(snap.chains.astype(np.float64), truth, sel)
+            metrics["acceptance"] = float(np.mean(snap.traces["acceptance"]))
+            record(name, metrics, time.perf_counter() - t0)
+        if progress:
+            logger.info("map %d/%d done (%.0f s)", i + 1, config.num_maps, time.perf_counter() - start)
+
+    expected = {f"coverage_{int(round(q * 100))}": expected_coverage(config.num_chains, q) for q in COVERAGE_LEVELS}
+    return {
+        "config": {**dataclasses.asdict(config), "priors": list(config.priors)},
+        "geometry": {"npix": geometry.npix, "pixel_size_arcmin": geometry.pixel_size_arcmin,
+                     "observed_fraction": float(sel.mean()), "noise_std_per_pixel": float(noise.std[0, 0, 0]),
+                     "truth_pixel_std": float(truths.std())},
+        "expected_coverage_with_num_chains": expected,
+        "methods": {name: _aggregate(values) for name, values in per_method.items()},
+        "per_map": per_method,
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "notes": notes,
+    }
+
+
+def _fmt(entry: dict[str, float] | None, digits: int = 3) -> str:
+    if entry is None:
+        return "–"
+    if np.isfinite(entry["se"]):
+        return f"{entry['mean']:.{digits}f} ± {entry['se']:.{digits}f}"
+    return f"{entry['mean']:.{digits}f}"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """A markdown report of :func:`run_calibration`'s result (the table the README quotes)."""
+    cfg = result["config"]
+    geo = result["geometry"]
+    exp = result["expected_coverage_with_num_chains"]
+    lines = [
+        f"Calibration on {cfg['num_maps']} simulated {cfg['truth']} maps, {geo['npix']}×{geo['npix']} pixels of "
+        f"{geo['pixel_size_arcmin']:.3g}′, {cfg['mask']} mask ({geo['observed_fraction']:.0%} observed), shape noise "
+        f"σ_e = {cfg['sigma_e']}, n_gal = {cfg['n_gal_arcmin2']:g}/arcmin² (σ_n = {geo['noise_std_per_pixel']:.3f} per "
+        f"pixel; truth pixel std {geo['truth_pixel_std']:.3f}); {cfg['num_chains']} samples per map; schedule "
+        f"{cfg['num_levels']} levels × {cfg['steps_per_level']} steps, σ {cfg['sigma_max']:g} → {cfg['sigma_min']:g}, "
+        f"{cfg['sampler']}, final denoising {cfg['final_denoise'] or 'none'}. Metrics over observed pixels, mean ± "
+        "standard error over maps.",
+        "",
+        "| method | RMSE | Pearson r | 68% coverage | 95% coverage | 95% coverage, top 5% κ | mean posterior std |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in result["methods"].items():
+        lines.append(
+            f"| {name} | {_fmt(m['rmse'], 4)} | {_fmt(m['pearson'])} | {_fmt(m.get('coverage_68'))} | "
+            f"{_fmt(m.get('coverage_95'))} | {_fmt(m.get('coverage_95_top5pct'))} | "
+            f"{_fmt(m.get('mean_posterior_std'), 4)} |"
+        )
+    lines += [
+        "",
+        f"Ideal coverage with {cfg['num_chains']} samples (empirical quantiles, exchangeable truth): "
+        f"68% → {exp['coverage_68']:.3f}, 95% → {exp['coverage_95']:.3f}. \"top 5% κ\": pixels whose true κ exceeds "
+        f"its 95th percentile (where a lognormal truth departs most from a Gaussian prior). KS smoothed with FWHM "
+        f"{cfg['ks_fwhm_arcmin']:g}′.",
+    ]
+    if result.get("notes"):
+        lines += [""] + [f"Note: {n}" for n in result["notes"]]
+    lines.append(f"Run time {result['total_seconds']:.0f} s (`python -m benchmarks.calibration"
+                 f"{' --quick' if cfg['num_maps'] == QUICK['num_maps'] and cfg['num_levels'] == QUICK['num_levels'] else ''}`).")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = CalibrationConfig()
+    p = argparse.ArgumentParser(prog="python -m benchmarks.calibration", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help=f"small run for a CPU in a couple of minutes: {QUICK}")
+    p.add_argument("--num-maps", type=int, default=None, help=f"number of simulated truths (default {d.num_maps})")
+    p.add_argument("--chains", type=int, default=None, help=f"posterior samples per map (default {d.num_chains})")
+    p.add_argument("--levels", type=int, default=None, help=f"annealing levels (default {d.num_levels})")
+    p.add_argument("--steps-per-level", type=int, default=None, help=f"transitions per level (default {d.steps_per_level})")
+    p.add_argument("--sampler", choices=["hmc", "mala", "ula"], default=d.sampler,
+                   help="transition kernel (ula: one score evaluation per transition, for the costly hybrid prior)")
+    p.add_argument("--sigma-min", type=float, default=d.sigma_min, help="last annealing noise level")
+    p.add_argument("--denoise", choices=["tweedie", "ode", "none"], default=d.final_denoise,
+                   help="final denoising of the chains at sigma-min")
+    p.add_argument("--npix", type=int, default=d.npix, help="map side in pixels")
+    p.add_argument("--truth", choices=["lognormal", "gaussian"], default=d.truth, help="kind of simulated truth")
+    p.add_argument("--mask", choices=["cosmos", "full"], default=d.mask, help="survey footprint")
+    p.add_argument("--priors", default=",".join(d.priors), help="comma-separated priors to sample: gaussian,hybrid")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact Gaussian-posterior reference")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of truths, noise and chains")
+    p.add_argument("--xla", action="store_true", help="XLA-compile the sampling chunks")
+    p.add_argument("--output-dir", type=Path, default=RESULTS_DIR, help="where to write the JSON and markdown")
+    p.add_argument("--tag", default=None, help="file stem (default calibration or calibration_quick)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> CalibrationConfig:
+    cfg = CalibrationConfig(npix=args.npix, sampler=args.sampler, sigma_min=args.sigma_min,
+                            final_denoise=None if args.denoise == "none" else args.denoise, truth=args.truth, mask=args.mask, seed=args.seed,
+                            priors=tuple(p.strip() for p in args.priors.split(",") if p.strip()),
+                            exact_reference=not args.no_exact, jit_compile=args.xla)
+    if args.quick:
+        cfg = dataclasses.replace(cfg, **QUICK)
+    overrides = {"num_maps": args.num_maps, "num_chains": args.chains, "num_levels": args.levels,
+                 "steps_per_level": args.steps_per_level}
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        result = run_calibration(config)
+    except ValueError as err:
+        sys.stderr.write(f"calibration: error: {err}\n")
+        return 2
+    stem = args.tag or ("calibration_quick" if args.quick else "calibration")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in result.items() if k != "per_map"}
+    (args.output_dir / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.output_dir / f"{stem}.md").write_text(markdown_table(result))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

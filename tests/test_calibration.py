@@ -1,0 +1,78 @@
+"""Tests of benchmarks/calibration.py: the coverage harness is right (exact Gaussian posterior on Gaussian truths is
+calibrated), and the command writes its JSON and markdown table (tiny maps, few transitions)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.calibration import CalibrationConfig, expected_coverage, main, markdown_table, run_calibration
+
+
+def test_expected_coverage_of_empirical_intervals() -> None:
+    # Monte-Carlo standard error of each estimate: sqrt(q(1-q)/trials) = 0.002 at 50 000 trials; tolerance 0.01.
+    assert expected_coverage(1000, 0.68, trials=50_000) == pytest.approx(0.68, abs=0.01)
+    assert expected_coverage(1000, 0.95, trials=50_000) == pytest.approx(0.95, abs=0.01)
+    # with few samples the empirical interval is too narrow: order statistics give E c = (hi - lo)/(C + 1),
+    # for C = 5 and q = 0.68 with linear interpolation between the 2nd and 5th order statistic below 0.68
+    assert expected_coverage(5, 0.68, trials=50_000) < 0.6
+
+
+def test_exact_gaussian_posterior_is_calibrated_on_gaussian_truths() -> None:
+    """Gaussian truth + exact Gaussian posterior samples ⇒ each pixel's indicator has mean p = expected_coverage.
+
+    Tolerance: full mask and uniform noise make the posterior error field stationary with covariance eigenvalues
+    v_k = (1/P_k + 1/σ_n²)⁻¹ (k ≠ 0; v_0 = P_0), correlation ρ(r) = ifft(v)/ifft(v)(0). The truth and the samples at
+    pixels i, j are jointly Gaussian with canonical correlation |ρ_ij|, which bounds the correlation of any functions
+    of them (maximal correlation), so Var(coverage) ≤ p(1−p) Σ_r |ρ(r)| / (N² M) for M maps of N² pixels.
+    We allow 4 times the square root of this bound (≈ 0.10 at 68%, 0.06 at 95% here; the k = 0 mode, unconstrained
+    by shear, correlates all pixels and dominates Σ|ρ| ≈ 44).
+    """
+    from core.cosmology import default_power_map
+    from core.geometry import MapGeometry
+    from core.observation import NoiseModel
+
+    config = CalibrationConfig(npix=32, num_maps=16, num_chains=32, truth="gaussian", mask="full", priors=(),
+                               exact_reference=True, seed=3)
+    result = run_calibration(config, progress=False)
+    geometry = MapGeometry(config.npix, config.pixel_size_arcmin)
+    power = default_power_map(geometry)
+    noise_var = float(NoiseModel.from_galaxy_density(geometry, config.sigma_e, config.n_gal_arcmin2).std[0, 0, 0]) ** 2
+    v = 1.0 / (1.0 / power + 1.0 / noise_var)
+    v[0, 0] = power[0, 0]
+    xi = np.real(np.fft.ifft2(v))
+    sum_abs_rho = float(np.abs(xi / xi[0, 0]).sum())
+    exact = result["methods"]["Gaussian posterior (exact)"]
+    for q in (68, 95):
+        p = result["expected_coverage_with_num_chains"][f"coverage_{q}"]
+        bound_sd = np.sqrt(p * (1 - p) * sum_abs_rho / (config.npix**2 * config.num_maps))
+        assert exact[f"coverage_{q}"]["mean"] == pytest.approx(p, abs=4 * bound_sd), (q, bound_sd)
+    # the posterior mean beats the prior's own scatter: RMSE below the truth's pixel std
+    assert exact["rmse"]["mean"] < result["geometry"]["truth_pixel_std"]
+
+
+def test_command_writes_json_and_markdown(tmp_path, capsys) -> None:
+    rc = main(["--npix", "32", "--num-maps", "2", "--chains", "4", "--levels", "3", "--steps-per-level", "2",
+               "--priors", "gaussian", "--output-dir", str(tmp_path), "--tag", "tiny"])
+    assert rc == 0
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    table = (tmp_path / "tiny.md").read_text()
+    assert set(result["methods"]) == {"Kaiser-Squires", "Wiener filter", "Gaussian posterior (exact)",
+                                      "Gaussian prior (HMC)"}
+    hmc = result["methods"]["Gaussian prior (HMC)"]
+    for key in ("coverage_68", "coverage_95"):
+        assert 0.0 <= hmc[key]["mean"] <= 1.0
+    assert hmc["coverage_95"]["mean"] >= hmc["coverage_68"]["mean"]
+    assert np.isfinite(hmc["rmse"]["mean"]) and -1 <= hmc["pearson"]["mean"] <= 1
+    for name in result["methods"]:
+        assert f"| {name} |" in table
+    assert table == markdown_table(result)
+    assert json.loads(capsys.readouterr().out)["config"]["num_chains"] == 4
+
+
+def test_bad_config_is_rejected() -> None:
+    with pytest.raises(ValueError, match="num_chains"):
+        run_calibration(CalibrationConfig(num_chains=1))
+    with pytest.raises(ValueError, match="priors"):
+        run_calibration(CalibrationConfig(priors=("flat",)))
