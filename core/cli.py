@@ -231,6 +231,12 @@ def _add_sample_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=["hmc", "mala", "ula"], default=d["sampler"],
                    help="score-based HMC or MALA (Metropolis-adjusted via the score line integral) or unadjusted "
                         "Langevin (default: %(default)s)")
+    g.add_argument("--mass", choices=["auto", "fourier", "fourier_capped", "identity"], default="auto",
+                   help="HMC/Langevin metric: auto = fourier for the Gaussian prior, fourier_capped (prior variance capped "
+                        "at sigma^2) for the hybrid prior (default: %(default)s)")
+    g.add_argument("--predictor", choices=["auto", "reverse_diffusion", "none"], default="auto",
+                   help="move between noise levels by a reverse-diffusion step: auto = on for the hybrid prior, off for "
+                        "the Gaussian prior (default: %(default)s)")
     g.add_argument("--leapfrog", type=_positive_int, default=d["leapfrog"],
                    help="leapfrog steps per HMC transition (default: %(default)s)")
     g.add_argument("--step-size", type=_positive_float, default=None,
@@ -584,7 +590,7 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from core.io import write_maps_fits
     from core.likelihood import ShearLikelihood
     from core.posterior import PosteriorScore
-    from core.sampling import sample_posterior
+    from core.sampling import resolve_defaults, sample_posterior
     from core.schedules import from_name
     from core.summaries import posterior_summary
 
@@ -601,8 +607,9 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
     snapshots = sample_posterior(
         posterior, schedule, num_chains=args.chains, sampler=args.sampler, num_leapfrog_steps=args.leapfrog,
         init=args.init, seed=args.seed, snapshot_every=args.snapshot_every, final_denoise=final_denoise,
-        step_size=args.step_size, jit_compile=args.xla,
+        step_size=args.step_size, jit_compile=args.xla, mass=args.mass, predictor=args.predictor,
     )
+    mass_used, predictor_used = resolve_defaults(posterior, args.mass, args.predictor)
     last = None
     acceptances: list[float] = []
     with _progress(schedule.total_steps, args.quiet) as bar:
@@ -646,6 +653,8 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "levels": args.levels,
         "steps_per_level": args.steps_per_level,
         "sampler": args.sampler,
+        "mass": mass_used,
+        "predictor": predictor_used,
         "leapfrog": args.leapfrog,
         "step_size": args.step_size if args.step_size is not None else "default",
         "chains": args.chains,

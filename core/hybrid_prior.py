@@ -332,8 +332,13 @@ def shipped_prior(geometry: MapGeometry, weights_dir: str | Path | None = None) 
         trained = float(meta["pixel_size_arcmin"])
         if abs(trained - geometry.pixel_size_arcmin) <= PIXEL_SCALE_RTOL * trained:
             return load_hybrid_prior(meta_path, geometry)
-    scales = ", ".join(f"{float(m['pixel_size_arcmin']):g}" for _, m in candidates) or "none"
+    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    if candidates:
+        scales = ", ".join(f"{float(m['pixel_size_arcmin']):g}" for _, m in candidates)
+        available = f"weights in {folder} serve {scales} arcmin/pixel"
+    else:
+        available = f"{folder} holds no score-network weights"
     raise ValueError(
-        f"no shipped score-network weights for pixel scale {geometry.pixel_size_arcmin:g} arcmin "
-        f"(available: {scales} arcmin); train one with `kappascope train`"
+        f"no shipped score-network weights for pixel scale {geometry.pixel_size_arcmin:g} arcmin ({available}); "
+        "train one with `kappascope train`"
     )

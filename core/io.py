@@ -354,13 +354,23 @@ def write_maps_fits(
         if hdu_name in seen:
             raise ValueError(f"duplicate map name {name!r} (names are case-insensitive)")
         seen.add(hdu_name)
-        header = wcs.to_header() if wcs is not None else None
-        if header is not None and arr.ndim == 3:
-            header["WCSAXES"] = 2
+        header = None
+        if wcs is not None:
+            header = _cube_wcs(wcs).to_header() if arr.ndim == 3 else wcs.to_header()
         hdus.append(fits.ImageHDU(data=arr, header=header, name=hdu_name))
     path = Path(path)
     fits.HDUList(hdus).writeto(path, overwrite=overwrite)
     return path
+
+
+def _cube_wcs(wcs: WCS) -> WCS:
+    """The celestial ``wcs`` plus a third, linear ``SAMPLE`` axis (world coordinate = 0-based cube index)."""
+    cube = wcs.celestial.sub([1, 2, 0])
+    cube.wcs.ctype[2] = "SAMPLE"
+    cube.wcs.crpix[2] = 1.0
+    cube.wcs.crval[2] = 0.0
+    cube.wcs.cdelt[2] = 1.0
+    return cube
 
 
 def read_maps_fits(path: str | Path) -> tuple[dict[str, np.ndarray], WCS | None, dict[str, Any]]:

@@ -36,7 +36,10 @@ STAGES: dict[str, str] = {
     "annealing": (
         "**Annealing.** Sampling starts from a blurred problem: the prior convolved with noise of std σ and "
         "the likelihood with extra variance σ². σ decreases level by level (see the schedule plot) to "
-        "σ_min, where the chains sample the real posterior; a final Tweedie step removes the last σ."
+        "σ_min, where the chains sample the real posterior; a final Tweedie step removes the last σ. "
+        "With the hybrid prior each new level starts with a reverse-diffusion step, and HMC moves each "
+        "Fourier mode by at most about σ: the network only learned the modes that the noise σ dominates, so "
+        "the large-scale structure is fixed while σ passes through it, as in diffusion models."
     ),
     "results": (
         "**Results.** The posterior mean is smoother than any single chain; std shows where data are "

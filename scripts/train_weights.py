@@ -4,7 +4,7 @@ Presets (the exact commands are also recorded in each weight file's metadata JSO
 ``assets/weights/README.md``)::
 
     python scripts/train_weights.py 0.87     # 64×64 lognormal maps at 104.4/120 arcmin (dashboard + COSMOS CPU mode)
-    python scripts/train_weights.py 0.29     # 64×64 crops at 0.29 arcmin (native COSMOS GPU mode; brief training)
+    python scripts/train_weights.py 0.29     # 64×64 maps at 0.29 arcmin (native COSMOS GPU mode)
 
 Extra arguments are passed on to ``kappascope train`` and override the preset, e.g.
 ``python scripts/train_weights.py 0.87 --steps 200 --output /tmp/test``.
@@ -34,12 +34,10 @@ PRESETS: dict[str, list[str]] = {
         "--output", str(WEIGHTS / "hybrid_0.29arcmin"),
         "--pixel-size", "0.29", "--npix", "64", "--field", "lognormal", "--z-source", "1.0",
         "--channels", "16,32,64", "--blocks-per-scale", "2",
-        "--steps", "800", "--batch-size", "16", "--learning-rate", "2e-3", "--warmup-steps", "100",
+        "--steps", "3000", "--batch-size", "16", "--learning-rate", "2e-3", "--warmup-steps", "100",
         "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
         "--val-maps", "64", "--val-every", "250", "--checkpoint-every", "250",
         "--checkpoint-dir", "/tmp/kappascope_train_0.29", "--seed", "1",
-        "--note", "briefly trained (800 steps on a shared CPU) for the native-resolution GPU mode; "
-                  "prefer retraining longer on a GPU",
     ],
 }
 

@@ -140,6 +140,7 @@ def test_sample_from_shear_writes_fits_with_wcs_and_provenance(data, tmp_path, c
         np.testing.assert_allclose(mean, samples.mean(0), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(std, samples.std(0, ddof=1), rtol=1e-4, atol=1e-7)
     assert prov["seed"] == 7 and prov["chains"] == 3 and prov["prior"] == "gaussian"
+    assert prov["mass"] == "fourier" and prov["predictor"] == "none"  # resolved "auto" for an exact prior
     assert prov["inputs"]["shear"] == str(data["shear"]) and "kappascope sample" in prov["command"]
     assert primary["SWVERSN"] and primary["DATE"]
     assert prov["pixel_size_arcmin"] == pytest.approx(PIXEL_ARCMIN)  # from the WCS (no --pixel-size given)
@@ -204,6 +205,8 @@ def test_catalogue_without_radec_exit_1(catalogue, tmp_path, capsys) -> None:
         (["--levels", "-3"], "--levels"),
         (["--sigma-max", "nan"], "--sigma-max"),
         (["--sampler", "gibbs"], "--sampler"),
+        (["--predictor", "ddim"], "--predictor"),
+        (["--mass", "dense"], "--mass"),
         (["--sigma-max", "1e9"], "--sigma-max"),
         (["--leapfrog", "100000"], "--leapfrog"),
         (["--levels", "100000", "--steps-per-level", "1000"], "absurdly"),
@@ -311,6 +314,7 @@ def test_sample_with_weights_file_prior(data, tiny_weights, tmp_path, capsys) ->
         prov = json.loads(hdul[0].header["PROVJSON"])
         assert np.all(np.isfinite(hdul["SAMPLES"].data))
     assert prov["prior"] == "hybrid" and prov["prior_weights"].endswith("tiny.weights.h5")
+    assert prov["mass"] == "fourier_capped" and prov["predictor"] == "reverse_diffusion"  # learned prior
     # weights trained at another pixel scale are refused with a clear message
     rc = main(["sample", "--shear", str(data["shear"]), "--std", str(data["std"]), "--prior",
                str(tiny_weights.with_name("wrong_scale")), "--output", str(tmp_path / "x.fits"), *FAST])

@@ -183,3 +183,12 @@ def test_shipped_prior_searches_a_weights_directory(tmp_path) -> None:
     prior = shipped_prior(MapGeometry(16, PIX), weights_dir=tmp_path / "w")
     assert isinstance(prior, HybridPrior)
     shutil.rmtree(tmp_path / "w")
+
+
+def test_no_weights_for_the_pixel_scale_names_what_exists(tmp_path) -> None:
+    _tiny_files(tmp_path / "w")
+    with pytest.raises(ValueError, match=r"pixel scale 2 arcmin .*serve 0\.87 arcmin/pixel"):
+        shipped_prior(MapGeometry(16, 2.0), weights_dir=tmp_path / "w")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no score-network weights"):
+        shipped_prior(MapGeometry(16, PIX), weights_dir=tmp_path / "empty")

@@ -121,6 +121,13 @@ def test_write_read_maps_round_trip_keeps_wcs(tmp_path):
     assert header["HIERARCH KAPPASCOPE SAMPLER"] == "hmc"
     cube_wcs = read_map_fits(path, hdu="SAMPLES")[1]
     assert cube_wcs is not None and cube_wcs.naxis == 2
+    from astropy.wcs import WCS
+
+    full = WCS(fits.getheader(path, "SAMPLES"))  # a plain astropy reader sees a consistent 3-axis WCS
+    assert full.naxis == 3 and full.wcs.ctype[2] == "SAMPLE"
+    world = full.pixel_to_world_values(7.5, 7.5, 3.0)
+    np.testing.assert_allclose(world[:2], wcs.pixel_to_world_values(7.5, 7.5), atol=1e-12)
+    assert world[2] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="3-D cube"):
         write_maps_fits(tmp_path / "bad.fits", {"x": np.zeros(4)})
     with pytest.raises(ValueError, match="last two axes"):

@@ -95,6 +95,7 @@ class AnnealedKernel(tfp.mcmc.TransitionKernel):
         target_accept_prob: float = 0.7,
         adaptation_rate: float = 0.05,
         freeze_last_level: bool = True,
+        predictor_score_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         name: str | None = None,
     ) -> None:
         if not callable(make_kernel_fn):
@@ -112,8 +113,11 @@ class AnnealedKernel(tfp.mcmc.TransitionKernel):
             target_accept_prob=float(target_accept_prob),
             adaptation_rate=float(adaptation_rate),
             freeze_last_level=bool(freeze_last_level),
+            predictor_score_fn=predictor_score_fn,
             name=name,
         )
+        if predictor_score_fn is not None and not callable(predictor_score_fn):
+            raise ValueError(f"predictor_score_fn must be callable (kappa, sigma) -> score, got {type(predictor_score_fn).__name__}")
         self._sigmas = schedule.sigmas
         self._ends = np.cumsum(schedule.steps_array).astype(np.int32)
 
@@ -154,6 +158,14 @@ class AnnealedKernel(tfp.mcmc.TransitionKernel):
             step = previous_kernel_results.step
             level = self.level_of_step(step)
             sigma = self.sigma_of_level(level)
+            predictor = self._parameters["predictor_score_fn"]
+            if predictor is not None:
+                seed, predictor_seed = tfp.random.split_seed(seed)
+                current_state = tf.cond(
+                    tf.not_equal(level, previous_kernel_results.level),
+                    lambda: self._reverse_diffusion(predictor, current_state, previous_kernel_results.sigma, sigma, predictor_seed),
+                    lambda: current_state,
+                )
             kernel = self.make_kernel_fn(sigma)
             inner_previous = tf.cond(
                 tf.not_equal(level, previous_kernel_results.level),
@@ -177,6 +189,15 @@ class AnnealedKernel(tfp.mcmc.TransitionKernel):
             return next_state, AnnealedKernelResults(
                 inner_results=inner, step=step + 1, level=level, sigma=sigma, log_step_scale=log_scale, seed=seed
             )
+
+    @staticmethod
+    def _reverse_diffusion(
+        score_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], state: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor, seed: Any
+    ) -> tf.Tensor:
+        """One Euler–Maruyama step of the reverse VE diffusion from ``sigma_from`` down to ``sigma_to``."""
+        dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
+        noise = tf.random.stateless_normal(tf.shape(state), seed=seed, dtype=state.dtype)
+        return state + dvar * score_fn(state, sigma_from) + tf.sqrt(dvar) * noise
 
     @staticmethod
     def _adaptable(kernel: tfp.mcmc.TransitionKernel, results: Any) -> bool:

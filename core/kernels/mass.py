@@ -146,18 +146,28 @@ class FourierDiagonalMass(MassMatrix):
         return f"FourierDiagonalMass(shape={tuple(self.inverse_mass_power.shape)})"
 
 
-def posterior_mode_variance(power_map: Any, noise_variance: Any, sigma: Any = 0.0) -> tf.Tensor:
+def posterior_mode_variance(power_map: Any, noise_variance: Any, sigma: Any = 0.0, prior_cap: float | None = None) -> tf.Tensor:
     r"""Per-Fourier-mode variance of the σ-smoothed Gaussian posterior with uniform noise and no mask.
 
     ``v_k(σ) = [1/(P_k + σ²) + 1/(σ_n² + σ²)]⁻¹`` for ``k ≠ 0`` and ``v_0 = P_0 + σ²`` (shear does not
     constrain the mean). Shear has two components with per-pixel variance ``σ_n²`` each and
     ``|D_k| = 1``, so ``‖Pκ‖² = ‖κ − κ̄‖²`` and the likelihood precision is ``1/σ_n²`` per mode.
     ``sigma`` may be a scalar tensor (traced σ of an annealing level).
+
+    ``prior_cap = τ`` (the *capped* metric for learned priors) replaces the prior variance by
+    ``min(P_k + σ², τσ²)`` for ``k ≠ 0``: the sampler then moves every mode at most about as far as the
+    smoothing noise per step, so modes whose prior variance exceeds ``τσ²`` (signal-dominated at this σ,
+    where denoising score matching does not pin a learned score down) keep what the coarser levels gave
+    them instead of re-equilibrating under the (there Gaussian) learned score; see :mod:`core.sampling`.
     """
     p = tf.cast(as_float_tensor(power_map, "power_map"), tf.float32)
     s2 = tf.square(tf.cast(sigma, tf.float32))
     nv = tf.cast(noise_variance, tf.float32)
     prior_var = p + s2
+    if prior_cap is not None:
+        if not (np.isfinite(prior_cap) and prior_cap > 0):
+            raise ValueError(f"prior_cap must be positive and finite, got {prior_cap!r}")
+        prior_var = tf.minimum(prior_var, float(prior_cap) * s2)
     data_var = nv + s2
     v = 1.0 / (1.0 / prior_var + 1.0 / data_var)
     n = p.shape[-1]
