@@ -205,3 +205,22 @@ def test_app_runs_downloads_and_reports_bad_uploads(tmp_path):
     app.run()
     assert "sigma_min" in app.message.object and not app.controller.is_active
     app.close()
+
+
+def test_hybrid_prior_run_uses_the_learned_prior_sampler():
+    """The shipped hybrid prior runs headless to σ_min through the same controller; the driver picks the learned-
+    prior settings (reverse-diffusion predictor, capped metric) automatically."""
+    from core.hybrid_prior import HybridPrior
+    from core.sampling import resolve_defaults
+    from dashboard.settings import HYBRID_PRIOR
+
+    problem = build_problem(tiny_settings(prior=HYBRID_PRIOR, sigma_min=1e-3, num_levels=6))
+    assert isinstance(problem.posterior.prior, HybridPrior)
+    assert resolve_defaults(problem.posterior) == ("fourier_capped", "reverse_diffusion")
+    controller = RunController("hybrid")
+    controller.start(lambda: problem, sample_snapshots, label=HYBRID_PRIOR)
+    assert controller.join(TIMEOUT)
+    assert controller.state == RunState.DONE, controller.status().message
+    snap = controller.latest()[1]
+    assert snap.done and snap.sigma == pytest.approx(1e-3) and np.all(np.isfinite(snap.chains))
+    assert HYBRID_PRIOR in controller.results_by_label
