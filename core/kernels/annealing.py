@@ -8,6 +8,12 @@ At each transition the inner kernel is rebuilt from a **σ tensor** by ``make_ke
 traced/compiled graph serves every level. When the level changes, the inner kernel results are re-bootstrapped
 at the current state (the cached score ``∇ log p_σ`` and any step size/metric belong to the old σ).
 
+Optional predictor (``predictor_score_fn``, a ``(state, sigma) -> score`` callable): at the first transition of a
+new level ``l`` the state is first moved by one Euler–Maruyama step of the reverse variance-exploding diffusion,
+``x ← x + (σ_{l−1}² − σ_l²) s_{σ_{l−1}}(x) + (σ_{l−1}² − σ_l²)^{1/2} z`` (the predictor of a predictor–corrector
+sampler; the inner kernel is the corrector). It is a non-equilibrium move between targets, like the change of σ
+itself, and draws its noise from a seed split off the transition's seed.
+
 Optional step-size adaptation across levels (``adapt_step_size=True``): the step size handed to HMC-like inner
 kernels (those reading ``step_size`` from their results) is ``exp(λ) ε(σ)``, and after every transition
 ``λ ← λ + r (ᾱ − α*)`` with ``ᾱ`` the mean Metropolis acceptance probability ``min(1, e^{log_accept_ratio})`` over
