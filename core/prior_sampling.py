@@ -29,20 +29,26 @@ import tensorflow as tf
 
 from core.fields import gaussian_field
 from core.geometry import MapGeometry
-from core.schedules import Schedule
+from core.schedules import ListSchedule, Schedule
 from core.seeds import stateless_seed
 
 __all__ = ["sample_prior", "prior_sigmas"]
 
 
 def prior_sigmas(sigmas: Schedule | np.ndarray | list[float]) -> np.ndarray:
-    """The noise levels as a strictly decreasing positive float64 array (from a schedule or a sequence)."""
-    levels = sigmas.sigmas if isinstance(sigmas, Schedule) else np.asarray(sigmas, dtype=np.float64)
-    levels = np.asarray(levels, dtype=np.float64)
-    if levels.ndim != 1 or levels.size < 2:
-        raise ValueError(f"need at least two noise levels in a 1-D sequence, got shape {levels.shape}")
-    if not np.all(np.isfinite(levels)) or np.any(levels <= 0):
-        raise ValueError("noise levels must be positive and finite")
+    """The noise levels as a strictly decreasing positive float64 array (from a schedule or a sequence).
+
+    Positivity, finiteness and order are checked by :class:`~core.schedules.ListSchedule`; reverse diffusion
+    also needs two levels at least and no repeated level.
+    """
+    if not isinstance(sigmas, Schedule):
+        shape = np.shape(sigmas)
+        if len(shape) != 1 or shape[0] < 2:
+            raise ValueError(f"need at least two noise levels in a 1-D sequence, got shape {shape}")
+        sigmas = ListSchedule(sigmas)
+    levels = np.asarray(sigmas.sigmas, dtype=np.float64)
+    if levels.size < 2:
+        raise ValueError(f"need at least two noise levels, got {levels.size}")
     if np.any(np.diff(levels) >= 0):
         raise ValueError("noise levels must decrease strictly (from sigma_max to sigma_min)")
     return levels

@@ -200,7 +200,8 @@ def _as_step_size(
 
 # ----------------------------------------------------------------------------------------------- kernels
 def resolve_defaults(posterior: Any, mass: Any = "auto", predictor: str | None = "auto") -> tuple[Any, str]:
-    """Resolve ``mass="auto"`` and ``predictor="auto"`` for ``posterior`` (see the module docstring).
+    """Resolve ``mass="auto"`` and ``predictor="auto"`` for ``posterior`` (see the module docstring); any other
+    ``mass`` (a name or a callable metric) is returned unchanged.
 
     Exact-log-density priors (Gaussian): ``("fourier", "none")``; learned priors (no log density):
     ``("fourier_capped", "reverse_diffusion")``; ``"identity"`` when there is no power map or noise model.
@@ -243,15 +244,15 @@ def make_annealed_kernel(
         raise ValueError(f"schedule must be a core.schedules.Schedule, got {type(schedule).__name__}")
     num_leapfrog_steps = _check_int(num_leapfrog_steps, "num_leapfrog_steps")
     power_map = getattr(posterior, "power_map", None)
+    if not callable(mass) and mass not in MASS_CHOICES:
+        raise ValueError(f"mass must be one of {MASS_CHOICES} or a callable sigma -> MassMatrix, got {mass!r}")
+    mass, predictor = resolve_defaults(posterior, mass, predictor)  # a callable mass passes through
     if callable(mass):
         mass_fn = mass
         mass_kind = "custom"
     else:
-        if mass not in MASS_CHOICES:
-            raise ValueError(f"mass must be one of {MASS_CHOICES} or a callable sigma -> MassMatrix, got {mass!r}")
-        noise_var = _effective_noise_variance(getattr(posterior, "likelihood", None))
-        mass, predictor = resolve_defaults(posterior, mass, predictor)
         if mass in ("fourier", "fourier_capped"):
+            noise_var = _effective_noise_variance(getattr(posterior, "likelihood", None))
             if power_map is None:
                 raise ValueError(f"mass={mass!r} needs a posterior whose prior has a power_map")
             if noise_var is None:
@@ -291,8 +292,6 @@ def make_annealed_kernel(
                              num_integration_intervals=num_integration_intervals)
         return ScoreULA(score_fn, eps, momentum_scale=metric)
 
-    if callable(mass):
-        predictor = resolve_defaults(posterior, "identity", predictor)[1]
     predictor_fn = posterior.score if predictor == "reverse_diffusion" else None
     return AnnealedKernel(make_kernel, schedule, adapt_step_size=bool(adapt_step_size), predictor_score_fn=predictor_fn)
 

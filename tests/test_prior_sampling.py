@@ -86,10 +86,11 @@ def test_shipped_hybrid_prior_samples_are_lognormal_like() -> None:
 @pytest.mark.parametrize(
     "sigmas, num, match",
     [
-        ([0.1, 0.2], 2, "decrease"),
+        ([0.1, 0.2], 2, "non-increasing"),
+        ([0.1, 0.1], 2, "decrease strictly"),
         ([0.1], 2, "two noise levels"),
         ([0.1, -0.01], 2, "positive"),
-        ([0.1, np.nan], 2, "positive"),
+        ([0.1, np.nan], 2, "finite"),
         ([0.1, 0.01], 0, "num_samples"),
         ([0.1, 0.01], 2.5, "num_samples"),
     ],
