@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tensorflow as tf  # noqa: E402
 
-from core.hybrid_prior import WEIGHTS_DIR, read_metadata  # noqa: E402
-from core.score_network import build_score_network, count_parameters  # noqa: E402
+from core.priors.hybrid import WEIGHTS_DIR, read_metadata  # noqa: E402
+from core.priors.network import build_score_network, count_parameters  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from core.gaussian_prior import GaussianPrior  # noqa: E402
-from core.geometry import MapGeometry  # noqa: E402
-from core.lensing import LensingOperator  # noqa: E402
-from core.likelihood import ShearLikelihood  # noqa: E402
-from core.posterior import PosteriorScore  # noqa: E402
-from core.sampling import make_annealed_kernel, run_to_completion  # noqa: E402
-from core.schedules import GeometricSchedule  # noqa: E402
+from core.priors.gaussian import GaussianPrior  # noqa: E402
+from core.physics.geometry import MapGeometry  # noqa: E402
+from core.physics.lensing import LensingOperator  # noqa: E402
+from core.inference.likelihood import ShearLikelihood  # noqa: E402
+from core.inference.posterior import PosteriorScore  # noqa: E402
+from core.inference.driver import make_annealed_kernel, run_to_completion  # noqa: E402
+from core.inference.schedules import GeometricSchedule  # noqa: E402
 
 
 def make_posterior(npix: int, seed: int = 0) -> PosteriorScore:

@@ -2,9 +2,9 @@ r"""Calibration benchmark: do the posterior credible intervals contain the truth
 
 Set-up (the demo geometry): ``num_maps`` true convergence maps ``κ*`` on 64×64 pixels of 0.87′ (the COSMOS field's
 104.4′ at 120 pixels) drawn as shifted-lognormal fields with the Planck18 z_s = 1 power spectrum
-(:func:`core.fields.lognormal_field`); the real COSMOS footprint resampled to the grid (:func:`core.observation.cosmos_mask`);
+(:func:`core.physics.fields.lognormal_field`); the real COSMOS footprint resampled to the grid (:func:`core.data.observation.cosmos_mask`);
 uniform shape noise ``σ_n = σ_e/√(n_gal A_pix)`` with COSMOS-like ``σ_e = 0.3`` and ``n_gal = 65`` arcmin⁻²
-(0.043 per pixel at 0.87′); shear ``γ = M(Pκ* + n)`` (:func:`core.observation.mock_shear`).
+(0.043 per pixel at 0.87′); shear ``γ = M(Pκ* + n)`` (:func:`core.data.observation.mock_shear`).
 
 Estimators, each compared with the truth:
 
@@ -12,12 +12,12 @@ Estimators, each compared with the truth:
   theory power map (the Gaussian-posterior mean);
 * ``Gaussian (exact)`` — exact samples of the Gaussian posterior (constrained realisations, no MCMC): the reference
   that isolates the effect of the prior's misspecification (the truth is lognormal, the prior Gaussian);
-* ``Gaussian prior (HMC)`` / ``Hybrid prior (HMC)`` — annealed score-based HMC (:func:`core.sampling.sample_posterior`)
+* ``Gaussian prior (HMC)`` / ``Hybrid prior (HMC)`` — annealed score-based HMC (:func:`core.inference.driver.sample_posterior`)
   under the Gaussian or the hybrid prior (the latter only when shipped weights exist for the pixel scale).
 
 Metrics per map (pixels inside the mask unless noted): the RMSE ``√⟨(κ̂ − κ*)²⟩`` and the Pearson correlation of
 the point estimate (posterior mean) with the truth; for samplers, the coverage ``c_q`` = fraction of pixels whose
-true value lies in the central ``q`` credible interval of the samples (empirical quantiles, :func:`core.summaries.interval_coverage`),
+true value lies in the central ``q`` credible interval of the samples (empirical quantiles, :func:`core.analysis.summaries.interval_coverage`),
 for ``q = 0.68, 0.95``. A calibrated posterior with the true prior has ``E c_q ≈ q`` (up to the finite number of
 samples: with ``C`` samples the empirical interval covers slightly less, see ``expected_coverage``). Each number is the
 mean over maps with its standard error (standard deviation over maps / √num_maps).
@@ -110,7 +110,7 @@ def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
 
 
 def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
-    from core.summaries import interval_coverage
+    from core.analysis.summaries import interval_coverage
 
     out = _point_metrics(samples.mean(axis=0), truth, sel)
     cov = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=sel)
@@ -139,16 +139,16 @@ def _aggregate(per_map: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[str, Any]:
     """Run the benchmark; returns a JSON-serialisable dict (config, per-method aggregates and per-map values)."""
     config.validate()
-    from core.baselines import constrained_realisations, kaiser_squires_map, wiener_filter
-    from core.cosmology import default_power_map
-    from core.fields import gaussian_field, lognormal_field
-    from core.gaussian_prior import GaussianPrior
-    from core.geometry import MapGeometry
-    from core.likelihood import ShearLikelihood
-    from core.observation import NoiseModel, Observation, cosmos_mask, full_mask
-    from core.posterior import PosteriorScore
-    from core.sampling import run_to_completion
-    from core.schedules import GeometricSchedule
+    from core.analysis.baselines import constrained_realisations, kaiser_squires_map, wiener_filter
+    from core.physics.cosmology import default_power_map
+    from core.physics.fields import gaussian_field, lognormal_field
+    from core.priors.gaussian import GaussianPrior
+    from core.physics.geometry import MapGeometry
+    from core.inference.likelihood import ShearLikelihood
+    from core.data.observation import NoiseModel, Observation, cosmos_mask, full_mask
+    from core.inference.posterior import PosteriorScore
+    from core.inference.driver import run_to_completion
+    from core.inference.schedules import GeometricSchedule
 
     start = time.perf_counter()
     geometry = MapGeometry(config.npix, config.pixel_size_arcmin)
@@ -166,7 +166,7 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
         priors[f"Gaussian prior ({config.sampler.upper()})"] = GaussianPrior(geometry, power)
     if "hybrid" in config.priors:
         try:
-            from core.hybrid_prior import shipped_prior
+            from core.priors.hybrid import shipped_prior
 
             priors[f"Hybrid prior ({config.sampler.upper()})"] = shipped_prior(geometry)
         except (ValueError, FileNotFoundError, ImportError) as err:

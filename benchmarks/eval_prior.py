@@ -2,9 +2,9 @@ r"""Prior-quality evaluation of a trained hybrid prior against the Gaussian-only
 
 1. **Held-out DSM loss** at several σ on fresh lognormal maps (seed unrelated to training), both
    priors on the same maps and noise; the paired difference and its standard error over maps are
-   reported (:func:`core.training.heldout_dsm_losses`).
+   reported (:func:`core.priors.training.heldout_dsm_losses`).
 2. **Prior samples** from each prior by reverse variance-exploding diffusion
-   (:func:`core.prior_sampling.sample_prior`, ``--levels`` geometric levels from ``σ_max`` to ``σ_min``; the
+   (:func:`core.inference.prior_sampling.sample_prior`, ``--levels`` geometric levels from ``σ_max`` to ``σ_min``; the
    final states are samples of the σ_min-smoothed prior and are compared with reference lognormal maps plus
    ``σ_min`` white noise, the same smoothing).  For contrast, ``--langevin`` adds samples of the hybrid prior
    by annealed Langevin dynamics preconditioned by the full prior covariance ``C_σ = F⁻¹ diag(P_k + σ²) F``,
@@ -14,7 +14,7 @@ r"""Prior-quality evaluation of a trained hybrid prior against the Gaussian-only
 
    which re-equilibrates every mode at every level and, at small σ, where the learned residual is confined to
    the noise-dominated modes, returns nearly Gaussian maps (the reason the samplers in ``core`` use the reverse
-   diffusion predictor and a capped metric for learned priors, see :mod:`core.sampling`).
+   diffusion predictor and a capped metric for learned priors, see :mod:`core.inference.driver`).
 3. **Statistics** vs the reference maps: pixel skewness, peak counts (local maxima in 3×3
    neighbourhoods, periodic, heights in units of the reference pixel std) and the binned power
    spectrum.  Power tolerance: a bin passes when ``|ratio − 1| ≤ 3·δ + 0.05`` with ``δ`` the
@@ -39,13 +39,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from core.fields import DEFAULT_SHIFT, gaussian_field, lognormal_field, stateless_seed  # noqa: E402
-from core.geometry import MapGeometry  # noqa: E402
-from core.hybrid_prior import WEIGHTS_DIR, load_hybrid_prior  # noqa: E402
-from core.power_spectrum import binned_power_spectrum  # noqa: E402
-from core.prior_sampling import sample_prior  # noqa: E402
-from core.summaries import peak_counts  # noqa: E402
-from core.training import heldout_dsm_losses  # noqa: E402
+from core.physics.fields import DEFAULT_SHIFT, gaussian_field, lognormal_field, stateless_seed  # noqa: E402
+from core.physics.geometry import MapGeometry  # noqa: E402
+from core.priors.hybrid import WEIGHTS_DIR, load_hybrid_prior  # noqa: E402
+from core.physics.power_spectrum import binned_power_spectrum  # noqa: E402
+from core.inference.prior_sampling import sample_prior  # noqa: E402
+from core.analysis.summaries import peak_counts  # noqa: E402
+from core.priors.training import heldout_dsm_losses  # noqa: E402
 
 
 def annealed_langevin(prior, num: int, sigmas: np.ndarray, steps_per_level: int, eps: float, seed: int, use_residual: bool) -> tf.Tensor:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "lognormal_shift": shift,
         "heldout_dsm_loss": dsm,
         "sampler": {
-            "kind": "reverse VE diffusion, Euler-Maruyama (core.prior_sampling.sample_prior)",
+            "kind": "reverse VE diffusion, Euler-Maruyama (core.inference.prior_sampling.sample_prior)",
             "sigma_max": args.sigma_max, "sigma_min": args.sigma_min, "levels": args.levels, "chains": args.chains,
             **({"contrast": {"kind": "annealed Fourier-preconditioned Langevin, exponential integrator",
                              "sigma_max": min(args.sigma_max, 0.3), "levels": args.langevin_levels,

@@ -1,4 +1,4 @@
-"""kappascope core: the science (geometry → lensing → priors & likelihood → kernels → sampling).
+"""kappascope core: the science — physics → data → priors → inference → analysis.
 
 Nothing in this package imports a UI library (panel, holoviews, bokeh, param).
 """

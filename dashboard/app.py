@@ -465,7 +465,7 @@ class KappascopeApp(pn.viewable.Viewer):
     def _fits_bytes(self) -> io.BytesIO | None:
         try:
             problem, snap = self._result()
-            from core.io import write_maps_fits
+            from core.data.fits_io import write_maps_fits
 
             maps = {"MEAN": np.asarray(snap.mean, np.float32), "STD": np.asarray(snap.std, np.float32),
                     "SAMPLES": np.asarray(snap.chains, np.float32)}

@@ -11,7 +11,7 @@ r"""Turn dashboard settings (and user uploads) into the core objects of one samp
 6. the σ schedule, and the Kaiser–Squires and Wiener-filter baselines,
 
 and returns them in a frozen :class:`Problem`. :func:`sample_snapshots` then runs the sampling driver
-``core.sampling.sample_posterior`` on it. Upload parsers (:func:`parse_shear_upload`,
+``core.inference.driver.sample_posterior`` on it. Upload parsers (:func:`parse_shear_upload`,
 :func:`parse_mask_upload`) validate user files and raise ``ValueError`` with a readable message
 (not FITS, wrong shape, NaNs, all-zero mask, file too large).
 """
@@ -156,7 +156,7 @@ def drawn_mask(geometry: Any, boxes: Mapping[str, Sequence[float]] | None,
     ``boxes`` is a BoxEdit-style dict ``{"x0": [...], "y0": [...], "x1": [...], "y1": [...]}``,
     ``polygons`` a PolyDraw-style dict ``{"xs": [[...], ...], "ys": [[...], ...]}``.
     """
-    from core.observation import full_mask, mask_from_polygons
+    from core.data.observation import full_mask, mask_from_polygons
 
     shapes: list[list[tuple[float, float]]] = []
     if boxes:
@@ -212,8 +212,8 @@ class Problem:
 
 
 def binned_power(maps: np.ndarray, geometry: Any, ell_edges: np.ndarray) -> np.ndarray:
-    """Binned power of maps ``(..., N, N)`` in power-map units (``core.power_spectrum``)."""
-    from core.power_spectrum import binned_power_spectrum
+    """Binned power of maps ``(..., N, N)`` in power-map units (``core.physics.power_spectrum``)."""
+    from core.physics.power_spectrum import binned_power_spectrum
 
     _, power, _ = binned_power_spectrum(maps, geometry, ell_edges=ell_edges)
     return np.asarray(power)
@@ -222,7 +222,7 @@ def binned_power(maps: np.ndarray, geometry: Any, ell_edges: np.ndarray) -> np.n
 
 
 def _theory_power_map(geometry: Any, source_redshift: float) -> np.ndarray:
-    from core.cosmology import TheorySpectrum
+    from core.physics.cosmology import TheorySpectrum
 
     spectrum = TheorySpectrum.from_ccl(sources=float(source_redshift))
     return np.asarray(spectrum.power_map(geometry, pixel_window=True), dtype=np.float64)
@@ -233,7 +233,7 @@ def _seed(seed: int, salt: int) -> list[int]:
 
 
 def _mask_for(settings: DashboardSettings, geometry: Any, inputs: UserInputs, data_mask: np.ndarray | None) -> np.ndarray:
-    from core.observation import MASK_PRESETS, resample_mask
+    from core.data.observation import MASK_PRESETS, resample_mask
 
     choice = settings.mask
     if choice == "uploaded":
@@ -256,12 +256,12 @@ def _mask_for(settings: DashboardSettings, geometry: Any, inputs: UserInputs, da
 
 def build_problem(settings: DashboardSettings | Mapping[str, Any], inputs: UserInputs | None = None) -> Problem:
     """Build the observation, posterior, schedule and baselines of one run (see the module docstring)."""
-    from core.baselines import kaiser_squires_map, wiener_filter
-    from core.geometry import MapGeometry
-    from core.likelihood import ShearLikelihood
-    from core.observation import NoiseModel, Observation
-    from core.posterior import PosteriorScore
-    from core.power_spectrum import bin_power_map, default_ell_edges
+    from core.analysis.baselines import kaiser_squires_map, wiener_filter
+    from core.physics.geometry import MapGeometry
+    from core.inference.likelihood import ShearLikelihood
+    from core.data.observation import NoiseModel, Observation
+    from core.inference.posterior import PosteriorScore
+    from core.physics.power_spectrum import bin_power_map, default_ell_edges
 
     if not isinstance(settings, DashboardSettings):
         settings = DashboardSettings(**dict(settings))
@@ -274,7 +274,7 @@ def build_problem(settings: DashboardSettings | Mapping[str, Any], inputs: UserI
     data_std = None
 
     if settings.data_source == COSMOS:
-        from core.io import load_cosmos
+        from core.data.fits_io import load_cosmos
 
         cosmos = load_cosmos(npix=COSMOS_NPIX)
         geometry = cosmos.geometry
@@ -300,7 +300,7 @@ def build_problem(settings: DashboardSettings | Mapping[str, Any], inputs: UserI
         noise = NoiseModel.from_galaxy_density(geometry, settings.sigma_e, settings.n_gal_arcmin2)
 
     if shear is None:
-        from core.fields import gaussian_field, lognormal_field
+        from core.physics.fields import gaussian_field, lognormal_field
 
         field_fn = lognormal_field if settings.data_source == SIMULATED_LOGNORMAL else gaussian_field
         truth = np.asarray(field_fn(power_map, 1, seed=_seed(settings.seed, 2)))[0]
@@ -312,11 +312,11 @@ def build_problem(settings: DashboardSettings | Mapping[str, Any], inputs: UserI
 
     likelihood = ShearLikelihood.from_observation(observation)
     if settings.prior == HYBRID_PRIOR:
-        from core.hybrid_prior import shipped_prior
+        from core.priors.hybrid import shipped_prior
 
         prior = shipped_prior(geometry)
     else:
-        from core.gaussian_prior import GaussianPrior
+        from core.priors.gaussian import GaussianPrior
 
         prior = GaussianPrior(geometry, power_map)
     posterior = PosteriorScore(likelihood, prior)
@@ -337,8 +337,8 @@ def build_problem(settings: DashboardSettings | Mapping[str, Any], inputs: UserI
 
 
 def sample_snapshots(problem: Problem, cancel: threading.Event) -> Iterator[Any]:
-    """Run ``core.sampling.sample_posterior`` on a prepared problem (the driver contract)."""
-    from core.sampling import sample_posterior
+    """Run ``core.inference.driver.sample_posterior`` on a prepared problem (the driver contract)."""
+    from core.inference.driver import sample_posterior
 
     s = problem.settings
     return sample_posterior(
@@ -352,10 +352,10 @@ def convergence_diagnostics(snapshot: Any) -> tuple[float, float, int]:
     """``(max R̂, min ESS, draws)`` over the traced pixels, from the draws at the snapshot's current σ level.
 
     Annealing makes the earlier levels non-stationary, so only the transitions made at the last visited σ
-    enter ``core.summaries.rhat_ess`` (chains on axis 1). Raises ``ValueError`` when fewer than 4 draws or
+    enter ``core.analysis.summaries.rhat_ess`` (chains on axis 1). Raises ``ValueError`` when fewer than 4 draws or
     2 chains are available.
     """
-    from core.summaries import rhat_ess
+    from core.analysis.summaries import rhat_ess
 
     traces = getattr(snapshot, "traces", None) or {}
     sigma = np.asarray(traces.get("sigma", []), np.float64)

@@ -4,7 +4,7 @@ One :class:`RunController` belongs to one browser session (or one notebook app).
 daemon worker thread that
 
 1. calls ``prepare()`` (build the observation, prior, baselines … — possibly slow, so off the UI thread),
-2. iterates ``sample(context, cancel)``, a generator of :class:`core.sampling.Snapshot` that runs compiled
+2. iterates ``sample(context, cancel)``, a generator of :class:`core.inference.driver.Snapshot` that runs compiled
    chunks and checks ``cancel`` between chunks (the sampling driver contract),
 3. after each snapshot stores it in a one-element slot (the UI reads only the latest frame, so the sampler
    never waits for the page) and, while paused, blocks the generator between chunks.

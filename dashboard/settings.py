@@ -40,7 +40,7 @@ COSMOS = "COSMOS (HST)"
 UPLOADED = "uploaded shear FITS"
 DATA_SOURCES = (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, COSMOS, UPLOADED)
 
-#: Mask choices; the presets map to ``core.observation.MASK_PRESETS`` keys (see ``MASK_PRESET_KEYS``).
+#: Mask choices; the presets map to ``core.data.observation.MASK_PRESETS`` keys (see ``MASK_PRESET_KEYS``).
 MASK_CHOICES = ("none", "random holes", "stripes", "random holes + stripes", "COSMOS footprint", "uploaded", "drawn")
 MASK_PRESET_KEYS = {"none": "full", "random holes": "stars", "stripes": "stripes",
                     "random holes + stripes": "stars+stripes", "COSMOS footprint": "cosmos"}
@@ -198,8 +198,8 @@ class DashboardSettings(param.Parameterized):
                              "transitions (num_levels × steps_per_level)")
 
     def schedule(self) -> Any:
-        """The :mod:`core.schedules` object of these settings (``.sigmas``, ``.steps_per_level``)."""
-        from core.schedules import from_name  # numpy-only module; imported lazily to keep settings light
+        """The :mod:`core.inference.schedules` object of these settings (``.sigmas``, ``.steps_per_level``)."""
+        from core.inference.schedules import from_name  # numpy-only module; imported lazily to keep settings light
 
         self.validate()
         return from_name(self.schedule_kind, sigma_max=float(self.sigma_max), sigma_min=float(self.sigma_min),

@@ -2,7 +2,7 @@ r"""HoloViews/Panel views of a run, fed frame by frame from the session's period
 
 Every map is drawn in pixel coordinates, ``x`` = column (x₁) and ``y`` = row (x₂), pixel centres at
 integers, so shapes drawn on the observed-shear view are already in the coordinates that
-``core.observation.mask_from_polygons`` rasterises. All convergence maps (truth, Kaiser–Squires,
+``core.data.observation.mask_from_polygons`` rasterises. All convergence maps (truth, Kaiser–Squires,
 Wiener, chains, posterior mean) share one symmetric colour range ``[−a, a]`` with ``a`` the 99.5th
 percentile of ``|κ|`` of the truth (or of the Wiener map for real data); they sit in one HoloViews
 layout so zoom and pan are linked. Data reach the plots through ``hv.streams.Pipe`` objects, which
@@ -12,7 +12,7 @@ Derived quantities shown:
 
 * significance ``S = ⟨κ⟩ / std(κ)`` over the chains,
 * the shear whiskers at orientation ``φ = ½ atan2(γ₂, γ₁)`` and length ``|γ|``,
-* binned power spectra (``core.power_spectrum``) of every chain, of the truth and of the theory
+* binned power spectra (``core.physics.power_spectrum``) of every chain, of the truth and of the theory
   power map binned over the same annuli.
 """
 from __future__ import annotations

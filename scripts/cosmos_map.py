@@ -5,13 +5,13 @@ Pipeline (all from :mod:`core`):
 1. ``load_cosmos(npix)`` — the shipped COSMOS shear binned to ``npix`` pixels over 104.4′ (120 → 0.87′ pixels, the
    CPU default; ``--native`` = 360 → 0.29′, for a GPU), with mask, per-pixel noise ``σ_e/√n`` and WCS.
 2. Posterior samples under the Gaussian prior (Planck18, z_s = 1) and, when shipped weights exist for the pixel
-   scale, the hybrid prior — annealed score HMC (:func:`core.sampling.sample_posterior`), ``--chains`` samples.
+   scale, the hybrid prior — annealed score HMC (:func:`core.inference.driver.sample_posterior`), ``--chains`` samples.
 3. Baselines: Kaiser–Squires (smoothed, FWHM ``--ks-fwhm``) and the Wiener filter.
 4. X-ray groups (Finoguenov et al. 2007) placed on the grid with the map WCS (RA grows with the column index:
    mirrored sky; the figure flips the RA axis back to the usual east-left view); for the groups inside the mask:
    the fraction of samples with a peak of ``sample/std`` above ``--threshold`` within ``--radius`` arcmin, and the
    posterior significance ``mean/std`` at the groups vs at ``--num-random`` random positions in the mask
-   (:mod:`core.cosmos_analysis`: means, one-sided Mann–Whitney and KS p-values).
+   (:mod:`core.analysis.cosmos_groups`: means, one-sided Mann–Whitney and KS p-values).
 
 Writes ``cosmos_<prior>.fits`` (MEAN, STD, SIGNIFICANCE, KS, WIENER, MASK, SAMPLES with WCS and provenance),
 ``cosmos_posterior.png`` and ``cosmos_summary.json`` into ``--out``, and prints the JSON summary.
@@ -73,8 +73,8 @@ def _sample(likelihood: Any, prior: Any, sampler: str, schedule: Any, denoise: s
             args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
     from tqdm.auto import tqdm
 
-    from core.posterior import PosteriorScore
-    from core.sampling import sample_posterior
+    from core.inference.posterior import PosteriorScore
+    from core.inference.driver import sample_posterior
 
     start = time.perf_counter()
     last = None
@@ -148,9 +148,9 @@ def make_figure(panels: list[tuple[str, np.ndarray, str]], mask: np.ndarray, ext
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     import core
-    from core.baselines import kaiser_squires_map, wiener_filter
-    from core.cosmology import default_power_map
-    from core.cosmos_analysis import (
+    from core.analysis.baselines import kaiser_squires_map, wiener_filter
+    from core.physics.cosmology import default_power_map
+    from core.analysis.cosmos_groups import (
         compare_to_random,
         group_pixel_positions,
         group_statistics,
@@ -158,11 +158,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         random_positions_in_mask,
         significance_at,
     )
-    from core.gaussian_prior import GaussianPrior
-    from core.io import load_cosmos, read_xray_groups, write_maps_fits
-    from core.likelihood import ShearLikelihood
-    from core.schedules import GeometricSchedule
-    from core.summaries import posterior_summary
+    from core.priors.gaussian import GaussianPrior
+    from core.data.fits_io import load_cosmos, read_xray_groups, write_maps_fits
+    from core.inference.likelihood import ShearLikelihood
+    from core.inference.schedules import GeometricSchedule
+    from core.analysis.summaries import posterior_summary
 
     npix = 360 if args.native else args.npix
     obs = load_cosmos(npix=npix)
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         priors["gaussian"] = GaussianPrior(geometry, power)
     if "hybrid" in wanted:
         try:
-            from core.hybrid_prior import shipped_prior
+            from core.priors.hybrid import shipped_prior
 
             priors["hybrid"] = shipped_prior(geometry)
         except (ValueError, FileNotFoundError) as err:

@@ -1,4 +1,4 @@
-"""Train the score-network weights shipped in ``assets/weights/`` (thin wrapper over :mod:`core.training`).
+"""Train the score-network weights shipped in ``assets/weights/`` (thin wrapper over :mod:`core.priors.training`).
 
 Presets (the exact commands are also recorded in each weight file's metadata JSON and in
 ``assets/weights/README.md``)::
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.training import train_main  # noqa: E402
+from core.priors.training import train_main  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 

@@ -1,20 +1,20 @@
-"""Tests of core.baselines: Wiener filter vs dense and closed-form solutions, exact posterior samples, KS."""
+"""Tests of core.analysis.baselines: Wiener filter vs dense and closed-form solutions, exact posterior samples, KS."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.baselines import (
+from core.analysis.baselines import (
     constrained_realisations,
     gaussian_posterior_dense,
     kaiser_squires_map,
     wiener_filter,
 )
-from core.geometry import MapGeometry
-from core.lensing import LensingOperator
-from core.likelihood import ShearLikelihood
-from core.observation import NoiseModel, Observation, full_mask, random_holes_mask
+from core.physics.geometry import MapGeometry
+from core.physics.lensing import LensingOperator
+from core.inference.likelihood import ShearLikelihood
+from core.data.observation import NoiseModel, Observation, full_mask, random_holes_mask
 
 
 def power_law_map(geometry: MapGeometry, amplitude: float = 0.02) -> np.ndarray:

@@ -29,9 +29,9 @@ def test_exact_gaussian_posterior_is_calibrated_on_gaussian_truths() -> None:
     We allow 4 times the square root of this bound (≈ 0.10 at 68%, 0.06 at 95% here; the k = 0 mode, unconstrained
     by shear, correlates all pixels and dominates Σ|ρ| ≈ 44).
     """
-    from core.cosmology import default_power_map
-    from core.geometry import MapGeometry
-    from core.observation import NoiseModel
+    from core.physics.cosmology import default_power_map
+    from core.physics.geometry import MapGeometry
+    from core.data.observation import NoiseModel
 
     config = CalibrationConfig(npix=32, num_maps=16, num_chains=32, truth="gaussian", mask="full", priors=(),
                                exact_reference=True, seed=3)

@@ -16,7 +16,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from core import cli
+from core.cli import commands as cli
 from core.cli import OUTPUT_HDUS, main
 
 NPIX = 32
@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 def _shear_fixture(folder: Path) -> dict[str, Path]:
     """A simulated 32×32 observation on the COSMOS-like footprint, written as FITS (shear cube with WCS, std
     cube, mask) — the layout of ``read_shear_fits``."""
-    from core.cosmology import default_power_map
-    from core.fields import lognormal_field
-    from core.geometry import MapGeometry
-    from core.io import make_wcs
-    from core.observation import NoiseModel, Observation, cosmos_mask
+    from core.physics.cosmology import default_power_map
+    from core.physics.fields import lognormal_field
+    from core.physics.geometry import MapGeometry
+    from core.data.fits_io import make_wcs
+    from core.data.observation import NoiseModel, Observation, cosmos_mask
 
     geometry = MapGeometry(NPIX, PIXEL_ARCMIN)
     kappa = lognormal_field(default_power_map(geometry), 1, seed=3)[0]
@@ -147,7 +147,7 @@ def test_sample_from_shear_writes_fits_with_wcs_and_provenance(data, tmp_path, c
 
 
 def test_sample_from_catalogue_bins_and_writes_catalogue_wcs(catalogue, tmp_path, capsys) -> None:
-    from core.io import make_wcs
+    from core.data.fits_io import make_wcs
 
     out = tmp_path / "cat_kappa.fits"
     rc = main(["sample", "--catalogue", str(catalogue), "--npix", "16", "--pixel-size", "1.74", "--center",
@@ -290,8 +290,8 @@ def test_top_level_usage(capsys) -> None:
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained, zero-output score network saved in the shipped format (plumbing only: the hybrid prior then
     equals the Gaussian one)."""
-    from core.hybrid_prior import save_network
-    from core.score_network import build_score_network
+    from core.priors.hybrid import save_network
+    from core.priors.network import build_score_network
 
     network = build_score_network({"channels": [4, 8], "blocks_per_scale": 1, "groups": 2, "embedding_dim": 8},
                                   npix=16)

@@ -1,4 +1,4 @@
-"""Tests of core.cosmology: pyccl convergence C_ℓ, tabulated spectra and the pixel power map."""
+"""Tests of core.physics.cosmology: pyccl convergence C_ℓ, tabulated spectra and the pixel power map."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,8 @@ from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM, Planck18
 from astropy.io import fits
 
-from core.assets import asset_path
-from core.cosmology import (
+from core.data.assets import asset_path
+from core.physics.cosmology import (
     DEFAULT_CL_ASSET,
     SourceRedshifts,
     TheorySpectrum,
@@ -23,7 +23,7 @@ from core.cosmology import (
     make_cosmology,
     square_pixel_window,
 )
-from core.geometry import MapGeometry
+from core.physics.geometry import MapGeometry
 
 
 # ----------------------------------------------------------------------- cosmology

@@ -1,11 +1,11 @@
-"""Tests of core.cosmos_analysis on synthetic maps with planted peaks, and of the COSMOS group positions."""
+"""Tests of core.analysis.cosmos_groups on synthetic maps with planted peaks, and of the COSMOS group positions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
-from core.cosmos_analysis import (
+from core.analysis.cosmos_groups import (
     compare_to_random,
     group_pixel_positions,
     group_statistics,
@@ -14,8 +14,8 @@ from core.cosmos_analysis import (
     random_positions_in_mask,
     significance_at,
 )
-from core.geometry import MapGeometry
-from core.io import make_wcs
+from core.physics.geometry import MapGeometry
+from core.data.fits_io import make_wcs
 
 N = 32
 
@@ -123,7 +123,7 @@ def test_group_statistics_on_planted_peaks() -> None:
 def test_cosmos_groups_land_inside_the_cosmos_footprint() -> None:
     """The shipped X-ray groups, placed with the COSMOS WCS at 0.87′ pixels, mostly fall on observed pixels
     (the groups were found in the same field); both position routes agree."""
-    from core.io import load_cosmos, read_xray_groups
+    from core.data.fits_io import load_cosmos, read_xray_groups
 
     obs = load_cosmos(npix=120)
     groups = read_xray_groups()

@@ -95,8 +95,8 @@ def test_stop_cancels_between_chunks_and_keeps_previous_result(tiny_problem):
 def test_sampler_failure_is_reported_and_previous_result_kept(tiny_problem):
     import tensorflow as tf
 
-    from core.posterior import PosteriorScore
-    from core.sampling import sample_posterior
+    from core.inference.posterior import PosteriorScore
+    from core.inference.driver import sample_posterior
 
     class BrokenPrior:  # a prior whose score turns NaN below σ = 0.1, like a badly trained network
         geometry = tiny_problem.geometry
@@ -210,8 +210,8 @@ def test_app_runs_downloads_and_reports_bad_uploads(tmp_path):
 def test_hybrid_prior_run_uses_the_learned_prior_sampler():
     """The shipped hybrid prior runs headless to σ_min through the same controller; the driver picks the learned-
     prior settings (reverse-diffusion predictor, capped metric) automatically."""
-    from core.hybrid_prior import HybridPrior
-    from core.sampling import resolve_defaults
+    from core.priors.hybrid import HybridPrior
+    from core.inference.driver import resolve_defaults
     from dashboard.settings import HYBRID_PRIOR
 
     problem = build_problem(tiny_settings(prior=HYBRID_PRIOR, sigma_min=1e-3, num_levels=6))

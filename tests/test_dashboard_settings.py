@@ -112,11 +112,11 @@ def test_update_from_url_query_parses_and_rejects_atomically():
 def test_choice_lists_cover_the_brief():
     assert COSMOS in DATA_SOURCES and UPLOADED in DATA_SOURCES
     assert {"COSMOS footprint", "uploaded", "drawn", "random holes"} <= set(MASK_CHOICES)
-    from core.observation import MASK_PRESETS
+    from core.data.observation import MASK_PRESETS
 
     assert set(MASK_PRESET_KEYS.values()) <= set(MASK_PRESETS)
     assert "hmc" in SAMPLER_CHOICES and "langevin" in SAMPLER_CHOICES
-    from core.sampling import SAMPLERS
+    from core.inference.driver import SAMPLERS
 
     assert set(SAMPLER_CHOICES) <= set(SAMPLERS)
 
@@ -173,7 +173,7 @@ def test_mask_upload_fits_png_and_all_zero():
 
 
 def test_drawn_shapes_rasterise_at_pixel_centres():
-    from core.geometry import MapGeometry
+    from core.physics.geometry import MapGeometry
     from dashboard.problem import drawn_mask
 
     geometry = MapGeometry(16, 1.0)

@@ -1,4 +1,4 @@
-"""Tests of core.fields: Gaussian and shifted-lognormal random fields with a target power map."""
+"""Tests of core.physics.fields: Gaussian and shifted-lognormal random fields with a target power map."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.cosmology import default_power_map, empty_beam_convergence
-from core.fields import (
+from core.physics.cosmology import default_power_map, empty_beam_convergence
+from core.physics.fields import (
     DEFAULT_SHIFT,
     check_power_map,
     gaussian_field,
@@ -16,8 +16,8 @@ from core.fields import (
     lognormal_gaussian_power,
     stateless_seed,
 )
-from core.geometry import MapGeometry
-from core.power_spectrum import bin_power_map, binned_power_spectrum
+from core.physics.geometry import MapGeometry
+from core.physics.power_spectrum import bin_power_map, binned_power_spectrum
 
 GAUSS_GEOMETRY = MapGeometry(32, 1.0)
 LOGNORMAL_GEOMETRY = MapGeometry(64, 0.29)  # the paper's pixel size: σ_κ ≈ 0.022, σ_κ/λ ≈ 0.33
@@ -105,7 +105,7 @@ def test_lognormal_gaussian_power_clipping_warning_and_unrealisable_shift(caplog
     band = (geometry.ell > np.percentile(geometry.ell, 40)) & (geometry.ell < np.percentile(geometry.ell, 60))
     power = np.where(band, 1.0, 0.0)  # a sharp band: strongly non-lognormal for λ ~ σ
     sigma = np.sqrt(power.mean())
-    with caplog.at_level(logging.WARNING, logger="core.fields"):
+    with caplog.at_level(logging.WARNING, logger="core.physics.fields"):
         clipped = lognormal_gaussian_power(power, shift=2 * sigma)
     assert np.all(clipped >= 0)
     assert any("clipped" in rec.message for rec in caplog.records)

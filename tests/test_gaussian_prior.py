@@ -1,4 +1,4 @@
-"""Tests of core.gaussian_prior: exact σ-convolved Gaussian prior (log-density, score, samples)."""
+"""Tests of core.priors.gaussian: exact σ-convolved Gaussian prior (log-density, score, samples)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from scipy.stats import multivariate_normal
 
-from core.cosmology import default_power_map
-from core.gaussian_prior import GaussianPrior
-from core.geometry import MapGeometry
+from core.physics.cosmology import default_power_map
+from core.priors.gaussian import GaussianPrior
+from core.physics.geometry import MapGeometry
 
 SMALL = MapGeometry(8, 4.0)
 MEDIUM = MapGeometry(16, 2.0)

@@ -1,4 +1,4 @@
-"""Tests of the hybrid prior (core.hybrid_prior): shipped weights, quality vs Gaussian, interface, errors."""
+"""Tests of the hybrid prior (core.priors.hybrid): shipped weights, quality vs Gaussian, interface, errors."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.cosmology import default_power_map
-from core.fields import DEFAULT_SHIFT, lognormal_field
-from core.gaussian_prior import GaussianPrior
-from core.geometry import MapGeometry
-from core.hybrid_prior import (
+from core.physics.cosmology import default_power_map
+from core.physics.fields import DEFAULT_SHIFT, lognormal_field
+from core.priors.gaussian import GaussianPrior
+from core.physics.geometry import MapGeometry
+from core.priors.hybrid import (
     WEIGHTS_DIR,
     HybridPrior,
     filter_residual,
@@ -22,8 +22,8 @@ from core.hybrid_prior import (
     save_network,
     shipped_prior,
 )
-from core.score_network import build_score_network, count_parameters
-from core.training import heldout_dsm_losses
+from core.priors.network import build_score_network, count_parameters
+from core.priors.training import heldout_dsm_losses
 
 PIX = 104.4 / 120
 SHIPPED = WEIGHTS_DIR / "hybrid_0.87arcmin.json"
@@ -198,11 +198,11 @@ def test_shipped_prior_posterior_runs_stably_to_small_sigma() -> None:
     """Annealed HMC with the shipped weights down to σ = 1e-3 (the default σ_min), with the automatic learned-prior
     settings (reverse-diffusion predictor, capped metric): finite chains whose spread matches the Gaussian-prior
     posterior's within a factor 1.5 (an earlier sampler setting blew up below σ ≈ 0.003 to a spread ×15)."""
-    from core.likelihood import ShearLikelihood
-    from core.observation import NoiseModel, Observation, cosmos_mask
-    from core.posterior import PosteriorScore
-    from core.sampling import run_to_completion
-    from core.schedules import GeometricSchedule
+    from core.inference.likelihood import ShearLikelihood
+    from core.data.observation import NoiseModel, Observation, cosmos_mask
+    from core.inference.posterior import PosteriorScore
+    from core.inference.driver import run_to_completion
+    from core.inference.schedules import GeometricSchedule
 
     geometry = MapGeometry(32, PIX)
     hybrid = shipped_prior(geometry)

@@ -1,4 +1,4 @@
-"""Tests of core.io: catalogue binning reproduces the shared COSMOS maps, WCS, FITS round trips, layouts."""
+"""Tests of core.data.fits_io: catalogue binning reproduces the shared COSMOS maps, WCS, FITS round trips, layouts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from core.assets import asset_path
-from core.io import (
+from core.data.assets import asset_path
+from core.data.fits_io import (
     bin_catalogue,
     load_cosmos,
     make_wcs,
@@ -20,7 +20,7 @@ from core.io import (
     read_xray_groups,
     write_maps_fits,
 )
-from core.observation import Observation
+from core.data.observation import Observation
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cosmos"
 if not SHARED.exists():  # the checkout may sit elsewhere; the shared folder is a sibling of the repo root

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from core.geometry import MapGeometry, fft2
-from core.kernels import (
+from core.physics.geometry import MapGeometry, fft2
+from core.inference.kernels import (
     AnnealedKernel,
     FourierDiagonalMass,
     PixelDiagonalMass,
@@ -24,8 +24,8 @@ from core.kernels import (
     denoise,
     posterior_mode_variance,
 )
-from core.kernels._common import score_line_integral, simpson_weights
-from core.schedules import GeometricSchedule, ListSchedule
+from core.inference.kernels._common import score_line_integral, simpson_weights
+from core.inference.schedules import GeometricSchedule, ListSchedule
 
 N = 8
 pytestmark = pytest.mark.filterwarnings("ignore:supplied `TransitionKernel` is not calibrated")

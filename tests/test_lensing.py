@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 from astropy import units as u
 
-from core.geometry import MapGeometry
-from core.lensing import LensingOperator, gaussian_smooth
+from core.physics.geometry import MapGeometry
+from core.physics.lensing import LensingOperator, gaussian_smooth
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of core.likelihood: value against an independent Gaussian log-density, score = autodiff, validation."""
+"""Tests of core.inference.likelihood: value against an independent Gaussian log-density, score = autodiff, validation."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from core.geometry import MapGeometry
-from core.likelihood import ShearLikelihood
-from core.observation import NoiseModel, Observation, random_holes_mask
+from core.physics.geometry import MapGeometry
+from core.inference.likelihood import ShearLikelihood
+from core.data.observation import NoiseModel, Observation, random_holes_mask
 
 NPIX = 16
 

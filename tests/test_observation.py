@@ -1,4 +1,4 @@
-"""Tests of core.observation: masks, noise models, mock shear and Observation validation."""
+"""Tests of core.data.observation: masks, noise models, mock shear and Observation validation."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from astropy.io import fits
 
-from core.assets import asset_path
-from core.geometry import MapGeometry
-from core.lensing import LensingOperator
-from core.observation import (
+from core.data.assets import asset_path
+from core.physics.geometry import MapGeometry
+from core.physics.lensing import LensingOperator
+from core.data.observation import (
     MASK_PRESETS,
     NoiseModel,
     Observation,

@@ -1,12 +1,12 @@
-"""Tests of core.power_spectrum: binned |κ̂|²/N estimator, binning of theory maps, unit conversions."""
+"""Tests of core.physics.power_spectrum: binned |κ̂|²/N estimator, binning of theory maps, unit conversions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.geometry import MapGeometry
-from core.power_spectrum import (
+from core.physics.geometry import MapGeometry
+from core.physics.power_spectrum import (
     bin_power_map,
     binned_power_spectrum,
     cl_to_power,

@@ -1,4 +1,4 @@
-"""Reverse-diffusion prior sampling (core.prior_sampling): exact Gaussian check, shipped hybrid prior vs lognormal.
+"""Reverse-diffusion prior sampling (core.inference.prior_sampling): exact Gaussian check, shipped hybrid prior vs lognormal.
 
 Monte-Carlo tolerances: with C samples the per-mode power estimate |x̂_k|²/N_pix has relative s.e. 1/√C
 (√2/√C for the four self-conjugate modes); max |z| over ≤ 256 modes is bounded by 4.5. The Euler–Maruyama
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from core.fields import DEFAULT_SHIFT, lognormal_field
-from core.gaussian_prior import GaussianPrior
-from core.geometry import MapGeometry
-from core.hybrid_prior import shipped_prior
-from core.prior_sampling import prior_sigmas, sample_prior
-from core.schedules import GeometricSchedule
-from core.summaries import peak_counts
+from core.physics.fields import DEFAULT_SHIFT, lognormal_field
+from core.priors.gaussian import GaussianPrior
+from core.physics.geometry import MapGeometry
+from core.priors.hybrid import shipped_prior
+from core.inference.prior_sampling import prior_sigmas, sample_prior
+from core.inference.schedules import GeometricSchedule
+from core.analysis.summaries import peak_counts
 from test_sampling import mode_variance_z, synthetic_power  # shared with the exact sampler tests
 
 NPIX = 16

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.baselines import gaussian_posterior_dense, wiener_filter
-from core.gaussian_prior import GaussianPrior
-from core.geometry import MapGeometry
-from core.lensing import LensingOperator
-from core.likelihood import ShearLikelihood
-from core.posterior import PosteriorScore
-from core.sampling import Snapshot, resolve_defaults, run_to_completion, sample_posterior
-from core.schedules import GeometricSchedule, ListSchedule
+from core.analysis.baselines import gaussian_posterior_dense, wiener_filter
+from core.priors.gaussian import GaussianPrior
+from core.physics.geometry import MapGeometry
+from core.physics.lensing import LensingOperator
+from core.inference.likelihood import ShearLikelihood
+from core.inference.posterior import PosteriorScore
+from core.inference.driver import Snapshot, resolve_defaults, run_to_completion, sample_posterior
+from core.inference.schedules import GeometricSchedule, ListSchedule
 
 NPIX = 16
 SIGMA_N = 0.02
@@ -276,9 +276,9 @@ def test_other_samplers_run(uniform_problem, sampler):
 
 
 def test_ode_final_denoising(uniform_problem):
-    """final_denoise="ode" applies core.kernels.denoise(…, method="ode") to the final chains (the flow itself is
+    """final_denoise="ode" applies core.inference.kernels.denoise(…, method="ode") to the final chains (the flow itself is
     checked against its closed form in tests/test_kernels.py)."""
-    from core.kernels import denoise
+    from core.inference.kernels import denoise
 
     posterior, _ = uniform_problem
     schedule = ListSchedule([0.02, 0.01], steps_per_level=2)

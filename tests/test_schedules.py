@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.schedules import CosineSchedule, GeometricSchedule, LinearSchedule, ListSchedule, Schedule, from_name
+from core.inference.schedules import CosineSchedule, GeometricSchedule, LinearSchedule, ListSchedule, Schedule, from_name
 
 
 def test_geometric_levels_have_constant_ratio():

@@ -1,4 +1,4 @@
-"""Tests of the residual U-Net (core.score_network): shapes, padding, conditioning, serialisation, errors."""
+"""Tests of the residual U-Net (core.priors.network): shapes, padding, conditioning, serialisation, errors."""
 from __future__ import annotations
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.score_network import ScoreUNet, build_score_network, check_map_size, count_parameters, min_map_size
+from core.priors.network import ScoreUNet, build_score_network, check_map_size, count_parameters, min_map_size
 
 TINY = {"channels": [8, 16, 32], "blocks_per_scale": 1, "embedding_dim": 16}
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.geometry import MapGeometry
-from core.summaries import (
+from core.physics.geometry import MapGeometry
+from core.analysis.summaries import (
     find_peaks,
     interval_coverage,
     peak_counts,

@@ -1,4 +1,4 @@
-"""Tests of DSM training (core.training): σ sampler, augmentation, loss, data, training, resume, CLI."""
+"""Tests of DSM training (core.priors.training): σ sampler, augmentation, loss, data, training, resume, CLI."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.cosmology import default_power_map
-from core.fields import gaussian_field
-from core.gaussian_prior import GaussianPrior
-from core.geometry import MapGeometry
-from core.hybrid_prior import HybridPrior, load_hybrid_prior
-from core.score_network import build_score_network
-from core.training import (
+from core.physics.cosmology import default_power_map
+from core.physics.fields import gaussian_field
+from core.priors.gaussian import GaussianPrior
+from core.physics.geometry import MapGeometry
+from core.priors.hybrid import HybridPrior, load_hybrid_prior
+from core.priors.network import build_score_network
+from core.priors.training import (
     MapDirectory,
     TrainingConfig,
     build_arg_parser,
