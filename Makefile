@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5006
+# the demo listens on localhost only (loopback); serve on other interfaces with kappascope serve --address
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup chromium bench clean
@@ -22,7 +23,7 @@ chromium:
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 
 demo: setup
-	$(VENV)/bin/panel serve dashboard/app.py --port $(PORT) --show --num-threads 2
+	$(VENV)/bin/panel serve dashboard/app.py --address localhost --port $(PORT) --show --num-threads 2
 
 test: setup chromium
 	$(PY) -m pytest -n 2 --dist loadgroup tests --nbmake notebooks/dashboard_embed.ipynb

@@ -6,7 +6,7 @@ the session's periodic callback would, while the run controller samples on its w
 
 Reported: ``prepare_s`` (observation, prior, baselines), ``sample_s`` (driver's elapsed time to the final
 snapshot, compilation included), ``wall_to_sigma_min_s`` (Run pressed → done shown), frames produced by the
-sampler and applied to the views, the achieved refresh rate (applied frames per second of sampling) and the
+sampler and applied to the views (chunks are cut by time, ``chunk_seconds``), the achieved refresh rate (applied frames per second of sampling) and the
 cost of one refresh (mean and 95th percentile, ms).
 
 Usage: ``python benchmarks/bench_dashboard.py [--quick] [key=value ...]`` (settings overrides, e.g. npix=128).
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-QUICK = {"npix": "16", "num_chains": "2", "num_levels": "4", "steps_per_level": "2", "snapshot_every": "2"}
+QUICK = {"npix": "16", "num_chains": "2", "num_levels": "4", "steps_per_level": "2"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("overrides", nargs="*", help="settings as key=value")
     args = parser.parse_args(argv)
 
-    from dashboard.app import REFRESH_MS, create_app, device_description
+    from dashboard.app import REFRESH_MS, create_app
     from dashboard.runner import RunState
+    from dashboard.server import device_description
     from dashboard.settings import DashboardSettings
 
     settings = DashboardSettings()
@@ -42,48 +43,53 @@ def main(argv: list[str] | None = None) -> dict:
     for item in args.overrides:
         key, _, value = item.partition("=")
         values[key] = value
-    settings.update_from_mapping(values)
+    problems = settings.update_from_mapping(values)
+    if problems:
+        raise SystemExit("bad settings: " + "; ".join(problems))
 
     app = create_app(settings, autostart_preview=False)
-    app.page().get_root()  # live Bokeh models: every frame re-renders the plots as in a served session
+    app.__panel__().get_root()  # live Bokeh models: every frame updates the plots' data sources as in a session
+    model = app.model
 
     t0 = time.perf_counter()
-    app.preview()
-    app.controller.join()
+    model.preview()
+    model.controller.join()
     app.refresh()
     prepare_s = time.perf_counter() - t0
-    if app.controller.state == RunState.ERROR:
-        raise SystemExit(f"preparation failed: {app.controller.status().message}")
+    if model.controller.state == RunState.ERROR:
+        raise SystemExit(f"preparation failed: {model.controller.status().message}")
 
-    app.refresh_times.clear()
+    refresh_times: list[float] = []
     frames_before = app.frames_applied
     t0 = time.perf_counter()
-    app.run()
+    model.run()
     period = REFRESH_MS / 1000.0
     while True:
         tick = time.perf_counter()
         app.refresh()
-        if not app.controller.is_active and app.controller.latest()[1] is not None:
+        refresh_times.append(time.perf_counter() - tick)
+        if not model.controller.is_active and model.controller.latest()[1] is not None:
             app.refresh()
             break
         time.sleep(max(0.0, period - (time.perf_counter() - tick)))
     wall = time.perf_counter() - t0
-    status = app.controller.status()
+    status = model.controller.status()
     if status.state != RunState.DONE:
         raise SystemExit(f"run did not finish: {status.state.value}: {status.message}")
-    frame_id, snap = app.controller.latest()
+    frame_id, snap = model.controller.latest()
     applied = app.frames_applied - frames_before
-    costs_ms = np.asarray(app.refresh_times) * 1000.0
+    costs_ms = np.asarray(refresh_times) * 1000.0
     result = {
         "benchmark": "dashboard default demo",
         "device": device_description(),
         "machine": platform.machine(),
-        "settings": {k: v for k, v in settings.as_dict().items() if k not in ("teaching", "compare_priors")},
+        "settings": {k: v for k, v in settings.as_dict().items() if k != "teaching" and v is not None},
         "transitions_per_chain": int(snap.total_steps),
         "prepare_s": round(prepare_s, 3),
         "sample_s": round(float(snap.elapsed_s), 3),
         "wall_to_sigma_min_s": round(wall, 3),
-        "frames_produced": int(snap.total_steps // settings.snapshot_every + (snap.total_steps % settings.snapshot_every > 0)),
+        "nfe_per_chain": None if getattr(snap, "nfe", None) is None else round(float(snap.nfe)),
+        "chunk_seconds": float(settings.chunk_seconds),
         "frames_applied": int(applied),
         "refresh_period_ms": REFRESH_MS,
         "page_refresh_rate_hz": round(applied / wall, 2) if wall > 0 else None,

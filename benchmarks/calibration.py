@@ -2,7 +2,8 @@ r"""Calibration benchmark: do the posterior credible intervals contain the truth
 
 Set-up (the demo geometry): ``num_maps`` true convergence maps ``κ*`` on 64×64 pixels of 0.87′ (the COSMOS field's
 104.4′ at 120 pixels) drawn as shifted-lognormal fields with the Planck18 z_s = 1 power spectrum
-(:func:`core.physics.fields.lognormal_field`); the real COSMOS footprint resampled to the grid (:func:`core.data.observation.cosmos_mask`);
+(:func:`core.physics.fields.lognormal_field`; ``--truth gaussian``: Gaussian fields; ``--truth halo_model``: halo-model
+maps of :func:`core.physics.halos.halo_model_maps`); the real COSMOS footprint resampled to the grid (:func:`core.data.observation.cosmos_mask`);
 uniform shape noise ``σ_n = σ_e/√(n_gal A_pix)`` with COSMOS-like ``σ_e = 0.3`` and ``n_gal = 65`` arcmin⁻²
 (0.043 per pixel at 0.87′); shear ``γ = M(Pκ* + n)`` (:func:`core.data.observation.mock_shear`).
 
@@ -12,8 +13,9 @@ Estimators, each compared with the truth:
   theory power map (the Gaussian-posterior mean);
 * ``Gaussian (exact)`` — exact samples of the Gaussian posterior (constrained realisations, no MCMC): the reference
   that isolates the effect of the prior's misspecification (the truth is lognormal, the prior Gaussian);
-* ``Gaussian prior (HMC)`` / ``Hybrid prior (HMC)`` — annealed score-based HMC (:func:`core.inference.driver.sample_posterior`)
-  under the Gaussian or the hybrid prior (the latter only when shipped weights exist for the pixel scale).
+* ``Gaussian prior (HMC)`` / ``Hybrid prior (HMC)`` — the posterior sampled by :func:`core.pipeline.run` (``--sampler``, any
+  registered sampler) under the Gaussian or the hybrid prior (the latter only when shipped weights exist for the
+  pixel scale).
 
 Metrics per map (pixels inside the mask unless noted): the RMSE ``√⟨(κ̂ − κ*)²⟩`` and the Pearson correlation of
 the point estimate (posterior mean) with the truth; for samplers, the coverage ``c_q`` = fraction of pixels whose
@@ -33,15 +35,19 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from core.options import DATA_SOURCES, DENOISERS, PRIORS, sampler_names
+
 logger = logging.getLogger("benchmarks.calibration")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: simulated truth kinds (the data sources of core.options other than real data)
+TRUTHS = tuple(s for s in DATA_SOURCES if s != "cosmos")
 COVERAGE_LEVELS = (0.68, 0.95)
 
 
@@ -71,20 +77,22 @@ class CalibrationConfig:
     jit_compile: bool = False
 
     def validate(self) -> None:
-        if self.truth not in ("lognormal", "gaussian"):
-            raise ValueError(f"truth must be 'lognormal' or 'gaussian', got {self.truth!r}")
+        from core.options import sampler_names
+
+        if self.truth not in TRUTHS:
+            raise ValueError(f"truth must be one of {TRUTHS}, got {self.truth!r}")
         if self.mask not in ("cosmos", "full"):
             raise ValueError(f"mask must be 'cosmos' or 'full', got {self.mask!r}")
-        if self.sampler not in ("hmc", "mala", "ula"):
-            raise ValueError(f"sampler must be 'hmc', 'mala' or 'ula', got {self.sampler!r}")
+        if self.sampler not in sampler_names():
+            raise ValueError(f"sampler must be one of {sampler_names()}, got {self.sampler!r}")
         for name in ("num_maps", "num_levels", "steps_per_level", "num_leapfrog_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.num_chains < 2:
             raise ValueError(f"num_chains must be at least 2 for intervals, got {self.num_chains!r}")
-        unknown = set(self.priors) - {"gaussian", "hybrid"}
+        unknown = set(self.priors) - set(PRIORS)
         if unknown:
-            raise ValueError(f"priors must be among 'gaussian', 'hybrid'; got {sorted(unknown)}")
+            raise ValueError(f"priors must be among {PRIORS}; got {sorted(unknown)}")
 
 
 QUICK = dict(num_maps=2, num_chains=16, num_levels=30, steps_per_level=5)
@@ -136,43 +144,59 @@ def _aggregate(per_map: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[str, Any]:
-    """Run the benchmark; returns a JSON-serialisable dict (config, per-method aggregates and per-map values)."""
-    config.validate()
-    from core.analysis.baselines import constrained_realisations, kaiser_squires_map, wiener_filter
-    from core.physics.cosmology import default_power_map
+def _truths(config: CalibrationConfig, geometry: Any, power: np.ndarray) -> np.ndarray:
+    """``num_maps`` simulated truths ``(M, N, N)`` float64 of the configured kind (seed ``config.seed``)."""
+    if config.truth == "halo_model":
+        from core.physics.halos import halo_model_maps
+
+        return np.asarray(halo_model_maps(geometry, config.num_maps, seed=config.seed), dtype=np.float64)
     from core.physics.fields import gaussian_field, lognormal_field
-    from core.priors.gaussian import GaussianPrior
-    from core.physics.geometry import MapGeometry
-    from core.inference.likelihood import ShearLikelihood
+
+    make_truth = lognormal_field if config.truth == "lognormal" else gaussian_field
+    return np.asarray(make_truth(power, config.num_maps, config.seed), dtype=np.float64)
+
+
+def _sampler_options(config: CalibrationConfig) -> dict[str, Any]:
+    """The options of ``config.sampler`` that the config sets (``num_leapfrog_steps`` only for samplers taking it)."""
+    from core.options import sampler_spec
+
+    takes = {o.name for o in sampler_spec(config.sampler).options}
+    return {"num_leapfrog_steps": config.num_leapfrog_steps} if "num_leapfrog_steps" in takes else {}
+
+
+def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[str, Any]:
+    """Run the benchmark; returns a JSON-serialisable dict (config, per-method aggregates and per-map values).
+
+    Every posterior is wired and run by :mod:`core.pipeline` (one problem per map and prior; its Wiener map, computed
+    once, is both the Wiener-filter baseline and the chains' initial centre).
+    """
+    config.validate()
+    from core import pipeline
+    from core.analysis.baselines import constrained_realisations, kaiser_squires_map
     from core.data.observation import NoiseModel, Observation, cosmos_mask, full_mask
-    from core.inference.posterior import PosteriorScore
-    from core.inference.driver import run_to_completion
-    from core.inference.schedules import GeometricSchedule
+    from core.inference.driver import last_snapshot
+    from core.physics.geometry import MapGeometry
 
     start = time.perf_counter()
     geometry = MapGeometry(config.npix, config.pixel_size_arcmin)
-    power = default_power_map(geometry)
-    make_truth = lognormal_field if config.truth == "lognormal" else gaussian_field
-    truths = make_truth(power, config.num_maps, config.seed).numpy().astype(np.float64)
+    power = pipeline.theory_power_map(geometry)
+    truths = _truths(config, geometry, power)
     mask = cosmos_mask(geometry) if config.mask == "cosmos" else full_mask(geometry)
     sel = mask > 0
     noise = NoiseModel.from_galaxy_density(geometry, config.sigma_e, config.n_gal_arcmin2)
-    schedule = GeometricSchedule(config.sigma_max, config.sigma_min, config.num_levels, config.steps_per_level)
-
-    priors: dict[str, Any] = {}
+    schedule = pipeline.make_schedule("geometric", config.sigma_max, config.sigma_min, config.num_levels,
+                                      config.steps_per_level)
+    priors: dict[str, Any] = {}  # method name → prior object, built once (the network weights are loaded once)
     notes: list[str] = []
-    if "gaussian" in config.priors:
-        priors[f"Gaussian prior ({config.sampler.upper()})"] = GaussianPrior(geometry, power)
-    if "hybrid" in config.priors:
+    label = config.sampler.upper()
+    for kind in config.priors:
         try:
-            from core.priors.hybrid import shipped_prior
-
-            priors[f"Hybrid prior ({config.sampler.upper()})"] = shipped_prior(geometry)
+            priors[f"{kind.capitalize()} prior ({label})"] = pipeline.build_prior(kind, geometry, power_map=power)
         except (ValueError, FileNotFoundError, ImportError) as err:
-            notes.append(f"hybrid prior skipped: {err}")
-            logger.warning("hybrid prior skipped: %s", err)
-
+            if kind == "gaussian":
+                raise
+            notes.append(f"{kind} prior skipped: {err}")
+            logger.warning("%s prior skipped: %s", kind, err)
     per_method: dict[str, list[dict[str, float]]] = {}
     timings: dict[str, float] = {}
 
@@ -180,35 +204,38 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
         per_method.setdefault(name, []).append(metrics)
         timings[name] = timings.get(name, 0.0) + seconds
 
+    options = _sampler_options(config)
     for i in range(config.num_maps):
         truth = truths[i]
         obs = Observation.simulated(geometry, truth, noise, mask, seed=config.seed * 7919 + 1000 + i)
-        likelihood = ShearLikelihood.from_observation(obs)
         t0 = time.perf_counter()
         ks = kaiser_squires_map(obs.shear, geometry, mask=mask, smoothing_fwhm_arcmin=config.ks_fwhm_arcmin)[0].numpy()
         record("Kaiser-Squires", _point_metrics(ks.astype(np.float64), truth, sel), time.perf_counter() - t0)
+        problems = {name: pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior=prior,
+                                                 power_map=power, truth=truth)
+                    for name, prior in priors.items()}
+        reference = next(iter(problems.values()), None) or pipeline.build_problem(
+            obs.shear, obs.noise_std, mask, geometry, power_map=power, truth=truth)
         t0 = time.perf_counter()
-        wf = wiener_filter(likelihood, power).kappa.numpy().astype(np.float64)
+        wf = np.asarray(reference.wiener, dtype=np.float64)
         record("Wiener filter", _point_metrics(wf, truth, sel), time.perf_counter() - t0)
         if config.exact_reference:
             t0 = time.perf_counter()
-            exact = constrained_realisations(likelihood, power, config.num_chains, seed=config.seed * 7919 + 2000 + i)
+            exact = constrained_realisations(reference.likelihood, power, config.num_chains,
+                                             seed=config.seed * 7919 + 2000 + i)
             record("Gaussian posterior (exact)", _sample_metrics(exact.numpy().astype(np.float64), truth, sel),
                    time.perf_counter() - t0)
-        for name, prior in priors.items():
+        for name, problem in problems.items():
             t0 = time.perf_counter()
-            snap = run_to_completion(
-                PosteriorScore(likelihood, prior), schedule, num_chains=config.num_chains, sampler=config.sampler,
-                num_leapfrog_steps=config.num_leapfrog_steps, seed=config.seed * 7919 + 3000 + i,
-                snapshot_every=max(1, schedule.total_steps // 4), final_denoise=config.final_denoise,
-                jit_compile=config.jit_compile,
-            )
+            snap = last_snapshot(pipeline.run(problem, sampler=config.sampler, schedule=schedule,
+                                              num_chains=config.num_chains, seed=config.seed * 7919 + 3000 + i,
+                                              final_denoise=config.final_denoise or "none",
+                                              jit_compile=config.jit_compile, **options))
             metrics = _sample_metrics(snap.chains.astype(np.float64), truth, sel)
             metrics["acceptance"] = float(np.mean(snap.traces["acceptance"]))
             record(name, metrics, time.perf_counter() - t0)
         if progress:
             logger.info("map %d/%d done (%.0f s)", i + 1, config.num_maps, time.perf_counter() - start)
-
     expected = {f"coverage_{int(round(q * 100))}": expected_coverage(config.num_chains, q) for q in COVERAGE_LEVELS}
     return {
         "config": {**dataclasses.asdict(config), "priors": list(config.priors)},
@@ -278,13 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=int, default=None, help=f"posterior samples per map (default {d.num_chains})")
     p.add_argument("--levels", type=int, default=None, help=f"annealing levels (default {d.num_levels})")
     p.add_argument("--steps-per-level", type=int, default=None, help=f"transitions per level (default {d.steps_per_level})")
-    p.add_argument("--sampler", choices=["hmc", "mala", "ula"], default=d.sampler,
+    p.add_argument("--sampler", choices=sampler_names(), default=d.sampler,
                    help="transition kernel (ula: one score evaluation per transition, for the costly hybrid prior)")
     p.add_argument("--sigma-min", type=float, default=d.sigma_min, help="last annealing noise level")
-    p.add_argument("--denoise", choices=["tweedie", "ode", "none"], default=d.final_denoise,
+    p.add_argument("--denoise", choices=DENOISERS, default=d.final_denoise,
                    help="final denoising of the chains at sigma-min")
     p.add_argument("--npix", type=int, default=d.npix, help="map side in pixels")
-    p.add_argument("--truth", choices=["lognormal", "gaussian"], default=d.truth, help="kind of simulated truth")
+    p.add_argument("--truth", choices=TRUTHS, default=d.truth,
+                   help="kind of simulated truth (halo_model: core.physics.halos, non-Gaussian halo maps)")
     p.add_argument("--mask", choices=["cosmos", "full"], default=d.mask, help="survey footprint")
     p.add_argument("--priors", default=",".join(d.priors), help="comma-separated priors to sample: gaussian,hybrid")
     p.add_argument("--no-exact", action="store_true", help="skip the exact Gaussian-posterior reference")

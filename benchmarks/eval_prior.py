@@ -21,9 +21,17 @@ r"""Prior-quality evaluation of a trained hybrid prior against the Gaussian-only
    Monte-Carlo standard error of the ratio (from the spread over maps of both sets, propagated) and
    5% allowed for the network and the finite sampler.
 
+4. **Reference maps** (``--reference``): ``lognormal`` (default) or ``halo_model`` (held-out halo-model maps of
+   :mod:`core.physics.halos`, default config, seeds unrelated to training).  Tolerances for the one-point
+   statistics, stated in the output: skewness and peak counts (ν ≥ 3, ν ≥ 4) pass when
+   ``|value − ref| ≤ 3·δ + 0.2·|ref|`` (δ the combined standard error over maps; 20 % allowed for a briefly
+   trained network), the one-point PDF when its Kolmogorov–Smirnov distance to the reference pixels is at most
+   twice that between two halves of the reference plus 0.02.
+
 Usage::
 
     python benchmarks/eval_prior.py [--weights assets/weights/hybrid_0.87arcmin.json] [--chains 32]
+    python benchmarks/eval_prior.py --weights assets/weights/hybrid_halo_0.87arcmin.json --reference halo_model
 """
 from __future__ import annotations
 
@@ -94,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma-max", type=float, default=1.0, help="first annealing level")
     p.add_argument("--sigma-min", type=float, default=1e-3, help="last annealing level")
     p.add_argument("--seed", type=int, default=12345, help="seed (held-out maps, noise, chains)")
+    p.add_argument("--reference", choices=["lognormal", "halo_model"], default="lognormal",
+                   help="kind of held-out reference maps")
+    p.add_argument("--output", default=None, help="also write the JSON report to this file")
     args = p.parse_args(argv)
 
     meta_path = Path(args.weights)
@@ -105,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     s_maps, s_noise, s_ref, s_chain = (tf.random.experimental.stateless_fold_in(base, i) for i in range(4))
     t0 = time.time()
 
-    maps = lognormal_field(prior.power_map, args.maps, s_maps, shift=shift)
+    if args.reference == "halo_model":
+        from core.physics.halos import halo_model_simulator
+
+        maps = tf.constant(halo_model_simulator(geometry).sample_maps(args.maps, s_maps))
+    else:
+        maps = lognormal_field(prior.power_map, args.maps, s_maps, shift=shift)
     dsm = heldout_dsm_losses(
         {"hybrid": tf.function(prior.score), "gaussian": tf.function(prior.gaussian.score)},
         maps, [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3], s_noise,
@@ -121,9 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         samples["hybrid_preconditioned_langevin"] = annealed_langevin(
             prior, args.chains, lsig, args.steps_per_level, args.eps, args.seed, True).numpy()
     ref = (maps + args.sigma_min * tf.random.stateless_normal(maps.shape, s_ref)).numpy()
-    samples = {"reference_lognormal": ref, **samples}
+    ref_name = f"reference_{args.reference}"
+    samples = {ref_name: ref, **samples}
     ref_std = float(ref.std())
     bins = np.array([1.0, 2.0, 3.0, 4.0, 1e9])
+    ref_pixels = np.sort(ref.ravel())
+    half = len(ref) // 2
+    ks_floor = float(stats.ks_2samp(ref[:half].ravel(), ref[half:].ravel()).statistic)
+    ref_skew = stats.skew(ref.reshape(len(ref), -1), axis=1)
+    ref_peaks = peak_counts(ref / ref_std, bins)
     out_stats: dict[str, dict] = {}
     ell, ref_power, counts = binned_power_spectrum(ref, geometry, num_bins=8)
     ref_mean, ref_sem = ref_power.mean(0), ref_power.std(0, ddof=1) / np.sqrt(len(ref))
@@ -133,8 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         _, pw, _ = binned_power_spectrum(x, geometry, ell_edges=None, num_bins=8)
         ratio = pw.mean(0) / ref_mean
         err = ratio * np.sqrt((pw.std(0, ddof=1) / np.sqrt(len(x)) / pw.mean(0)) ** 2 + (ref_sem / ref_mean) ** 2)
+        checks = {}
+        for label, values, ref_values in (
+            ("skewness", skew, ref_skew),
+            ("peaks_nu>=3", peaks[:, 2] + peaks[:, 3], ref_peaks[:, 2] + ref_peaks[:, 3]),
+            ("peaks_nu>=4", peaks[:, 3], ref_peaks[:, 3]),
+        ):
+            delta = float(np.hypot(values.std(ddof=1) / np.sqrt(len(values)), ref_values.std(ddof=1) / np.sqrt(len(ref_values))))
+            diff = float(values.mean() - ref_values.mean())
+            checks[label] = {"value": float(values.mean()), "reference": float(ref_values.mean()), "difference": diff,
+                             "tolerance": 3 * delta + 0.2 * abs(float(ref_values.mean())),
+                             "pass": bool(abs(diff) <= 3 * delta + 0.2 * abs(float(ref_values.mean())))}
+        ks = float(stats.ks_2samp(x.ravel(), ref_pixels).statistic)
+        checks["one_point_pdf_ks"] = {"value": ks, "reference_halves": ks_floor, "tolerance": 2 * ks_floor + 0.02,
+                                      "pass": bool(ks <= 2 * ks_floor + 0.02)}
         out_stats[name] = {
             "num_maps": len(x),
+            "checks_vs_reference": checks,
             "pixel_std": float(x.std()),
             "skewness": _mean_sem(skew),
             "peaks_per_map": {f"nu>={lo:g}" if hi > 1e8 else f"{lo:g}<=nu<{hi:g}": _mean_sem(peaks[:, i])
@@ -158,9 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         "ell_bin_centres": [float(v) for v in ell],
         "statistics": out_stats,
         "power_tolerance_rule": "|ratio - 1| <= 3 * mc_error + 0.05 in every bin",
+        "one_point_tolerance_rule": ("skewness, peaks nu>=3 and nu>=4: |value - ref| <= 3 * combined sem + 0.2 |ref|; "
+                                     "PDF: KS distance <= 2 * KS(reference half vs half) + 0.02"),
+        "reference": args.reference,
         "wall_time_s": round(time.time() - t0, 1),
     }
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    if args.output:
+        Path(args.output).write_text(text)
+    print(text)
     return 0
 
 

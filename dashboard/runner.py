@@ -23,6 +23,7 @@ import enum
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -78,7 +79,15 @@ class RunResult:
 class RunController:
     """Runs one sampling job at a time on a background thread; thread-safe, UI-agnostic."""
 
+    _instances: "weakref.WeakSet[RunController]" = weakref.WeakSet()
+
+    @classmethod
+    def instances(cls) -> list["RunController"]:
+        """Every live controller of this process (the server cancels them all on SIGTERM)."""
+        return list(cls._instances)
+
     def __init__(self, name: str = "session") -> None:
+        RunController._instances.add(self)
         self.name = name
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)

@@ -1,19 +1,25 @@
-r"""Run settings of the kappascope dashboard: a ``param.Parameterized`` with bounds and docs, no UI.
+r"""Run settings of the kappascope dashboard: a ``param.Parameterized`` generated from :mod:`core.options`. No UI.
 
 One :class:`DashboardSettings` object describes one posterior-sampling run of the model
 
-.. math::  γ = P κ + n,\qquad n_i \sim \mathcal N(0, σ_{n,i}^2),\qquad κ \sim p(κ),
+.. math::  γ = M(P κ + n),\qquad n_i \sim \mathcal N(0, σ_{n,i}^2),\qquad κ \sim p(κ),
 
-sampled by annealed score-based HMC (or Langevin) over a decreasing noise schedule
-``σ_max = σ_1 > … > σ_L = σ_min`` with ``steps_per_level`` transitions per level, so a run
-takes ``L · steps_per_level`` transitions per chain. With galaxy-density noise the
-per-pixel, per-component shear noise is ``σ_n = σ_e / sqrt(n_gal · θ_pix²)``
-(θ_pix in arcmin, n_gal in arcmin⁻²).
+sampled by a registered posterior sampler (annealed HMC, MALA, ULA, predictor–corrector, DPS, MMPS …) over a
+decreasing noise schedule ``σ_max = σ_1 > … > σ_L = σ_min`` with ``steps_per_level`` transitions per level. With
+galaxy-density noise the per-pixel, per-component shear noise is ``σ_n = σ_e / sqrt(n_gal · θ_pix²)`` (θ_pix in
+arcmin, n_gal in arcmin⁻²).
 
-The object holds only numbers and choices; :mod:`dashboard.runner` turns it into core objects
-and :mod:`dashboard.app` draws widgets for it with ``pn.Param``. Cross-parameter rules that
-bounds cannot express (odd map sizes, ``σ_min ≥ σ_max`` …) are checked by
-:meth:`DashboardSettings.validate`, which raises ``ValueError`` naming the parameter.
+One vocabulary: the choices, defaults and bounds of every setting the CLI also has (prior, sampler, schedule,
+σ bounds, levels, chains, seed, init, final denoising, map side, data source) come from :mod:`core.options`, and the
+sampler's own options (leapfrog steps, mass, predictor, step size, DPS weight, CG iterations …) from the sampler
+registry :mod:`core.inference.samplers.registry` — a newly registered sampler appears here with its options and
+nothing in the dashboard changes. Selector values are the core's words (``"hybrid"``, ``"cosine"`` …, also in the
+URL); the widgets show readable labels.
+
+Cross-parameter rules that bounds cannot express (odd map sizes, ``σ_min ≥ σ_max`` …) are listed by
+:meth:`DashboardSettings.problems` and raised by :meth:`DashboardSettings.validate` (``ValueError`` naming the
+parameter). :meth:`DashboardSettings.update_from_mapping` applies URL query values one by one: bad keys and values
+are named in the returned list and the valid ones are kept.
 """
 from __future__ import annotations
 
@@ -22,39 +28,65 @@ from typing import Any, Mapping
 
 import param
 
+from core import options as core_options
+from core.options import option as core_option
+
 __all__ = [
     "DATA_SOURCES",
     "MASK_CHOICES",
-    "MASK_PRESET_KEYS",
     "NOISE_CHOICES",
     "PRIOR_CHOICES",
     "SCHEDULE_KINDS",
     "SAMPLER_CHOICES",
+    "SAMPLER_OPTION_NAMES",
+    "DEFAULT_SAMPLER",
+    "HYBRID_DEFAULT_SAMPLER",
     "DashboardSettings",
     "per_pixel_noise_std",
 ]
 
-SIMULATED_LOGNORMAL = "simulated lognormal"
-SIMULATED_GAUSSIAN = "simulated Gaussian"
-COSMOS = "COSMOS (HST)"
-UPLOADED = "uploaded shear FITS"
-DATA_SOURCES = (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, COSMOS, UPLOADED)
+# ------------------------------------------------------------------------------------------- vocabularies
+SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, HALO_MODEL, COSMOS = "lognormal", "gaussian", "halo_model", "cosmos"
+UPLOADED = "upload"
+_DATA_LABELS = {SIMULATED_LOGNORMAL: "simulated lognormal", SIMULATED_GAUSSIAN: "simulated Gaussian",
+                HALO_MODEL: "simulated halo model (clusters)", COSMOS: "COSMOS (HST)", UPLOADED: "uploaded shear FITS"}
+#: Simulated truth kinds and real data of the core, plus the dashboard's own "upload".
+DATA_SOURCES = tuple(core_options.DATA_SOURCES) + (UPLOADED,)
+SIMULATED_SOURCES = (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, HALO_MODEL)
 
-#: Mask choices; the presets map to ``core.data.observation.MASK_PRESETS`` keys (see ``MASK_PRESET_KEYS``).
-MASK_CHOICES = ("none", "random holes", "stripes", "random holes + stripes", "COSMOS footprint", "uploaded", "drawn")
-MASK_PRESET_KEYS = {"none": "full", "random holes": "stars", "stripes": "stripes",
-                    "random holes + stripes": "stars+stripes", "COSMOS footprint": "cosmos"}
-NOISE_CHOICES = ("galaxy density", "data std maps")
-GAUSSIAN_PRIOR = "Gaussian (theory)"
-HYBRID_PRIOR = "hybrid (shipped network)"
-PRIOR_CHOICES = (GAUSSIAN_PRIOR, HYBRID_PRIOR)
-SCHEDULE_KINDS = ("geometric", "linear", "cosine")
-SAMPLER_CHOICES = ("hmc", "mala", "langevin")
-DENOISE_CHOICES = ("tweedie", "ode", "none")
+#: Mask choices: the ``core.data.observation.MASK_PRESETS`` keys, an uploaded file, or shapes drawn on the page.
+MASK_CHOICES = ("full", "stars", "stripes", "stars+stripes", "cosmos", "uploaded", "drawn")
+_MASK_LABELS = {"full": "none (all observed)", "stars": "random holes", "stripes": "stripes",
+                "stars+stripes": "random holes + stripes", "cosmos": "COSMOS footprint",
+                "uploaded": "uploaded FITS/PNG", "drawn": "drawn on the shear map"}
+MASK_PRESET_KEYS = tuple(c for c in MASK_CHOICES if c not in ("uploaded", "drawn"))
+
+GALAXY_DENSITY, STD_MAPS = "galaxy_density", "std_maps"
+NOISE_CHOICES = (GALAXY_DENSITY, STD_MAPS)
+_NOISE_LABELS = {GALAXY_DENSITY: "from σ_e and galaxy density", STD_MAPS: "the data's std maps"}
+
+GAUSSIAN_PRIOR, HYBRID_PRIOR = "gaussian", "hybrid"
+PRIOR_CHOICES = tuple(core_options.PRIORS)
+_PRIOR_LABELS = {GAUSSIAN_PRIOR: "Gaussian (theory C_ℓ)", HYBRID_PRIOR: "hybrid (Gaussian + shipped network)"}
+SCHEDULE_KINDS = tuple(core_options.SCHEDULES)
+SAMPLER_CHOICES = tuple(core_options.sampler_names())
+DENOISE_CHOICES = tuple(core_options.DENOISERS)
+
+DEFAULT_SAMPLER = core_option("sampler").default
+#: The sampler chosen when the prior is switched to the hybrid (learned) prior. One constant: the benchmark of
+#: ``benchmarks/`` names the cheapest sampler whose coverage matches hybrid-HMC's (issue 11); set it here.
+HYBRID_DEFAULT_SAMPLER = "hmc"
+DEFAULT_SAMPLER_BY_PRIOR = {GAUSSIAN_PRIOR: DEFAULT_SAMPLER, HYBRID_PRIOR: HYBRID_DEFAULT_SAMPLER}
 
 #: The COSMOS maps binned to 0.87′ pixels (3 × the 0.29′ catalogue binning).
 COSMOS_NPIX = 120
 COSMOS_PIXEL_ARCMIN = 0.87
+#: Largest integer a browser number holds exactly (2⁵³ − 1): the seed widget's upper bound.
+MAX_BROWSER_INT = 2**53 - 1
+#: Longest URL query value accepted (a seed of thousands of digits is refused before parsing).
+MAX_QUERY_VALUE_LENGTH = 64
+#: Settings that only change the page, not the run.
+DISPLAY_ONLY = ("teaching", "name")
 
 
 def per_pixel_noise_std(sigma_e: float, n_gal_arcmin2: float, pixel_size_arcmin: float) -> float:
@@ -65,17 +97,35 @@ def per_pixel_noise_std(sigma_e: float, n_gal_arcmin2: float, pixel_size_arcmin:
     return float(sigma_e) / math.sqrt(float(n_gal_arcmin2) * float(pixel_size_arcmin) ** 2)
 
 
+def _labelled(choices: tuple, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    labels = labels or {}
+    return {labels.get(c, str(c)): c for c in choices}
+
+
+def param_from_option(opt: core_options.Option, labels: Mapping[str, str] | None = None, **overrides: Any) -> param.Parameter:
+    """A ``param`` Parameter with the :class:`core.options.Option`'s type, default, bounds and help."""
+    kwargs: dict[str, Any] = {"default": opt.default, "doc": opt.help[:1].upper() + opt.help[1:] + "."}
+    kwargs.update(overrides)
+    if opt.kind == "choice":
+        return param.Selector(objects=_labelled(tuple(opt.choices), labels), **kwargs)
+    if opt.kind is bool:
+        return param.Boolean(**kwargs)
+    kwargs.setdefault("bounds", (opt.minimum, opt.maximum))
+    cls = param.Integer if opt.kind is int else param.Number
+    return cls(allow_None=kwargs["default"] is None, **kwargs)
+
+
 class DashboardSettings(param.Parameterized):
     """Every choice of one dashboard run; defaults are the demo that converges in about a minute on a CPU."""
 
     # ----------------------------------------------------------------- data
     data_source = param.Selector(
-        default=SIMULATED_LOGNORMAL, objects=list(DATA_SOURCES),
-        doc="Where the shear comes from: a simulated lognormal or Gaussian truth drawn from the theory "
-            "spectrum, the real HST COSMOS field, or an uploaded FITS file of γ₁, γ₂ maps.")
-    npix = param.Integer(
-        default=64, bounds=(16, 256), step=2,
-        doc="Map side in pixels for simulated data (even). COSMOS uses 120 px; uploads keep their own size.")
+        default=SIMULATED_LOGNORMAL, objects=_labelled(DATA_SOURCES, _DATA_LABELS),
+        doc="Where the shear comes from: a simulated truth (lognormal, Gaussian, or a halo model with clusters) "
+            "drawn for the theory spectrum, the real HST COSMOS field, or an uploaded FITS file of γ₁, γ₂ maps.")
+    npix = param_from_option(core_option("npix"), step=2,
+                             doc="Map side in pixels for simulated data (even). COSMOS uses 120 px; uploads keep "
+                                 "their own size.")
     pixel_size_arcmin = param.Number(
         default=0.87, bounds=(0.05, 10.0), step=0.01,
         doc="Pixel side in arcminutes for simulated and uploaded data.")
@@ -85,13 +135,13 @@ class DashboardSettings(param.Parameterized):
 
     # ----------------------------------------------------------------- mask
     mask = param.Selector(
-        default="random holes", objects=list(MASK_CHOICES),
+        default="stars", objects=_labelled(MASK_CHOICES, _MASK_LABELS),
         doc="Which pixels carry shear: all, a preset (random holes, stripes, the COSMOS footprint), "
-            "an uploaded FITS/PNG mask, or the rectangles/polygons drawn on the mask view.")
+            "an uploaded FITS/PNG mask, or the rectangles/polygons drawn on the shear view.")
 
     # ---------------------------------------------------------------- noise
     noise_model = param.Selector(
-        default="galaxy density", objects=list(NOISE_CHOICES),
+        default=GALAXY_DENSITY, objects=_labelled(NOISE_CHOICES, _NOISE_LABELS),
         doc="Shape noise from σ_e and the galaxy density, or the data's own per-pixel std maps "
             "(COSMOS or uploaded).")
     sigma_e = param.Number(
@@ -102,55 +152,38 @@ class DashboardSettings(param.Parameterized):
         doc="Effective galaxy density in galaxies per square arcminute.")
 
     # ---------------------------------------------------------------- prior
-    prior = param.Selector(
-        default=GAUSSIAN_PRIOR, objects=list(PRIOR_CHOICES),
-        doc="The prior score: the exact Gaussian prior of the theory C_ℓ, or the hybrid prior "
-            "(Gaussian score plus the shipped residual score network).")
+    prior = param_from_option(core_option("prior"), _PRIOR_LABELS)
 
     # ------------------------------------------------------------- schedule
-    schedule_kind = param.Selector(
-        default="geometric", objects=list(SCHEDULE_KINDS),
-        doc="Spacing of the annealing noise levels σ between σ_max and σ_min.")
-    sigma_max = param.Number(
-        default=0.5, bounds=(1e-4, 10.0), step=0.01,
-        doc="First (largest) annealing noise level σ_max, in convergence units.")
-    sigma_min = param.Number(
-        default=1e-3, bounds=(1e-5, 1.0), step=1e-4,
-        doc="Last (smallest) annealing noise level σ_min; must be below σ_max.")
-    num_levels = param.Integer(
-        default=60, bounds=(1, 2000),
-        doc="Number of annealing levels L.")
-    steps_per_level = param.Integer(
-        default=10, bounds=(1, 500),
-        doc="MCMC transitions per annealing level.")
+    schedule = param_from_option(core_option("schedule"))
+    sigma_max = param_from_option(core_option("sigma_max"), step=0.01)
+    sigma_min = param_from_option(core_option("sigma_min"), step=1e-4)
+    num_levels = param_from_option(core_option("num_levels"))
+    steps_per_level = param_from_option(core_option("steps_per_level"))
 
-    # -------------------------------------------------------------- sampler
-    sampler = param.Selector(
-        default="hmc", objects=list(SAMPLER_CHOICES),
-        doc="Transition kernel: score-based HMC or MALA (Metropolis-corrected through the score line "
-            "integral), or unadjusted Langevin.")
-    num_leapfrog_steps = param.Integer(
-        default=3, bounds=(1, 50),
-        doc="Leapfrog steps per HMC transition (ignored by Langevin).")
-    num_chains = param.Integer(
-        default=8, bounds=(1, 64),
-        doc="Number of independent chains, run as one batch.")
-    snapshot_every = param.Integer(
-        default=10, bounds=(1, 1000),
-        doc="Transitions per compiled chunk: the views refresh after each chunk and Step advances one chunk.")
-    final_denoise = param.Selector(
-        default="tweedie", objects=list(DENOISE_CHOICES),
-        doc="Final denoising at σ_min: Tweedie's formula x + σ² ∇log p_σ(x), the probability-flow ODE, or none.")
-    seed = param.Integer(
-        default=0, bounds=(0, 2**31 - 1),
-        doc="Seed of every random draw of the run (truth, noise, mask holes, chains).")
+    # -------------------------------------------------------------- sampler (its own options are added below)
+    sampler = param_from_option(core_option("sampler"))
+    num_chains = param_from_option(core_option("num_chains"))
+    init = param_from_option(core_option("init"))
+    final_denoise = param_from_option(core_option("final_denoise"))
+    seed = param_from_option(core_option("seed"), bounds=(0, min(core_option("seed").maximum, MAX_BROWSER_INT)))
+    chunk_seconds = param_from_option(core_option("chunk_seconds"), default=0.5,
+                                      doc="Seconds of compute per chunk: the views refresh after each chunk and "
+                                          "Stop, Pause and Step act between chunks.")
 
     # ------------------------------------------------------------- teaching
     teaching = param.Boolean(
         default=True, doc="Show the short explanation beside each stage (likelihood, prior, score, annealing).")
-    compare_priors = param.Boolean(
-        default=False,
-        doc="Keep the last result of each prior and show them side by side (run once with each prior).")
+
+    def __init__(self, **params: Any) -> None:
+        explicit_sampler = "sampler" in params
+        super().__init__(**params)
+        if not explicit_sampler and self.prior in DEFAULT_SAMPLER_BY_PRIOR:
+            self.sampler = DEFAULT_SAMPLER_BY_PRIOR[self.prior]
+
+    @param.depends("prior", watch=True)
+    def _default_sampler_for_prior(self) -> None:
+        self.sampler = DEFAULT_SAMPLER_BY_PRIOR.get(self.prior, self.sampler)
 
     # ------------------------------------------------------------ derived
     @property
@@ -173,36 +206,60 @@ class DashboardSettings(param.Parameterized):
 
     @property
     def is_simulated(self) -> bool:
-        return self.data_source in (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN)
+        return self.data_source in SIMULATED_SOURCES
 
     def noise_std(self) -> float:
         """Per-pixel shear noise std from σ_e and n_gal at this run's pixel size."""
         return per_pixel_noise_std(self.sigma_e, self.n_gal_arcmin2, self.effective_pixel_arcmin)
 
+    def sampler_options(self) -> dict[str, Any]:
+        """The chosen sampler's own options (registry names), validated by its spec; unset ones keep its defaults."""
+        spec = core_options.sampler_spec(self.sampler)
+        values = {}
+        for opt in spec.options:
+            if opt.name not in SAMPLER_OPTION_NAMES:
+                continue
+            value = getattr(self, opt.name)
+            if value != self.param[opt.name].default or value == opt.default:
+                values[opt.name] = value
+        return spec.validate(values)
+
+    def shown_sampler_options(self) -> list[str]:
+        """Names of the settings that belong to the chosen sampler (the page shows only these)."""
+        names = [o.name for o in core_options.sampler_spec(self.sampler).options]
+        return [n for n in names if n in SAMPLER_OPTION_NAMES]
+
+    def problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """Impossible combinations: ``(names of the settings involved, message)`` for each."""
+        out: list[tuple[tuple[str, ...], str]] = []
+        if self.npix % 2:
+            out.append((("npix",), f"npix must be even, got {self.npix}"))
+        if not self.sigma_min < self.sigma_max:
+            out.append((("sigma_min", "sigma_max"),
+                        f"sigma_min ({self.sigma_min:g}) must be smaller than sigma_max ({self.sigma_max:g})"))
+        if self.schedule != "geometric" and self.num_levels < 2 and self.sigma_min != self.sigma_max:
+            out.append((("num_levels",), "num_levels must be at least 2 to go from sigma_max to sigma_min"))
+        if self.noise_model == STD_MAPS and self.is_simulated:
+            out.append((("noise_model", "data_source"), "noise_model 'std_maps' needs COSMOS or uploaded data; "
+                        "simulated data use 'galaxy_density'"))
+        if self.total_steps > core_options.MAX_TRANSITIONS:
+            out.append((("num_levels", "steps_per_level"),
+                        f"num_levels × steps_per_level = {self.total_steps} transitions; at most "
+                        f"{core_options.MAX_TRANSITIONS}"))
+        return out
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter when the combination of settings is impossible."""
-        if self.npix % 2:
-            raise ValueError(f"npix must be even, got {self.npix}")
-        if not self.sigma_min < self.sigma_max:
-            raise ValueError(f"sigma_min ({self.sigma_min:g}) must be smaller than sigma_max ({self.sigma_max:g})")
-        if self.schedule_kind != "geometric" and self.num_levels < 2 and self.sigma_min != self.sigma_max:
-            raise ValueError("num_levels must be at least 2 to go from sigma_max to sigma_min")
-        if self.noise_model == "data std maps" and self.is_simulated:
-            raise ValueError("noise_model 'data std maps' needs COSMOS or uploaded data; simulated data use "
-                             "'galaxy density'")
-        if self.total_steps > 200_000:
-            raise ValueError(f"num_levels × steps_per_level = {self.total_steps} transitions is too many "
-                             "for an interactive run (at most 200000)")
-        if self.snapshot_every > self.total_steps:
-            raise ValueError(f"snapshot_every ({self.snapshot_every}) exceeds the run's {self.total_steps} "
-                             "transitions (num_levels × steps_per_level)")
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(message for _, message in problems))
 
-    def schedule(self) -> Any:
+    def make_schedule(self) -> Any:
         """The :mod:`core.inference.schedules` object of these settings (``.sigmas``, ``.steps_per_level``)."""
         from core.inference.schedules import from_name  # numpy-only module; imported lazily to keep settings light
 
         self.validate()
-        return from_name(self.schedule_kind, sigma_max=float(self.sigma_max), sigma_min=float(self.sigma_min),
+        return from_name(self.schedule, sigma_max=float(self.sigma_max), sigma_min=float(self.sigma_min),
                          num_levels=int(self.num_levels), steps_per_level=int(self.steps_per_level))
 
     # ------------------------------------------------------------ (de)serialise
@@ -210,34 +267,91 @@ class DashboardSettings(param.Parameterized):
         """The settings as plain values (for provenance headers and URL query strings)."""
         return {name: getattr(self, name) for name in self.param if name != "name"}
 
-    def update_from_mapping(self, values: Mapping[str, Any]) -> None:
-        """Set parameters from strings or values (e.g. a URL query), rejecting unknown or bad ones.
+    def run_key(self) -> tuple:
+        """The settings that change the run (not the display only ones), as a hashable key."""
+        return tuple(sorted((k, v) for k, v in self.as_dict().items() if k not in DISPLAY_ONLY))
 
-        Raises ``ValueError`` naming the offending key; nothing changes when any value is bad.
+    def parse_value(self, key: str, raw: Any) -> Any:
+        """One URL/string value of setting ``key`` parsed and checked; ``ValueError`` naming the key and value."""
+        if key not in self.param or key == "name":
+            raise ValueError(f"unknown setting {key!r}")
+        value = raw[0] if isinstance(raw, (list, tuple)) and len(raw) == 1 else raw
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and len(value) > MAX_QUERY_VALUE_LENGTH:
+            raise ValueError(f"setting {key!r}: value of {len(value)} characters is too long "
+                             f"(at most {MAX_QUERY_VALUE_LENGTH})")
+        parameter = self.param[key]
+        shown = value if not isinstance(value, str) or len(value) <= 20 else value[:20] + "…"
+        try:
+            if isinstance(parameter, param.Boolean):
+                if isinstance(value, str):
+                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError(value)
+                    value = value.lower() in ("1", "true", "yes")
+            elif isinstance(parameter, param.Integer):
+                value = int(value)
+            elif isinstance(parameter, param.Number):
+                if isinstance(value, str) and value.strip().lower() in ("none", "") and parameter.allow_None:
+                    value = None
+                else:
+                    value = float(value)
+                    if not math.isfinite(value):
+                        raise ValueError(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"setting {key!r}: cannot parse {shown!r}") from None
+        if isinstance(parameter, param.Selector) and value not in parameter.objects:
+            raise ValueError(f"setting {key!r}: {shown!r} is not one of {list(parameter.objects)}")
+        try:
+            type(self)(**{key: value})  # bounds and choices checked on a throw-away copy
+        except ValueError as err:
+            bounds = getattr(parameter, "bounds", None)
+            where = f" in [{bounds[0]:g}, {bounds[1]:g}]" if bounds and None not in bounds else ""
+            raise ValueError(f"setting {key!r}: {shown!r} is out of range{where}") from err
+        return value
+
+    def update_from_mapping(self, values: Mapping[str, Any]) -> list[str]:
+        """Apply settings from strings or values (e.g. a URL query) one by one; returns one message per bad one.
+
+        Each key is parsed and checked on its own (unknown keys, unparsable or out-of-range values are skipped
+        and named); then combinations are checked and the given settings involved in an impossible combination
+        are put back to their previous values (and named). Every valid setting is kept.
         """
+        problems: list[str] = []
         parsed: dict[str, Any] = {}
         for key, raw in values.items():
-            if key not in self.param or key == "name":
-                raise ValueError(f"unknown setting {key!r}")
-            parameter = self.param[key]
-            value = raw[0] if isinstance(raw, (list, tuple)) and len(raw) == 1 else raw
-            if isinstance(value, bytes):
-                value = value.decode()
             try:
-                if isinstance(parameter, param.Boolean):
-                    if isinstance(value, str):
-                        if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                            raise ValueError(value)
-                        value = value.lower() in ("1", "true", "yes")
-                elif isinstance(parameter, param.Integer):
-                    value = int(value)
-                elif isinstance(parameter, param.Number):
-                    value = float(value)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"setting {key!r}: cannot parse {raw!r}") from err
-            try:
-                type(self)(**{key: value})  # bounds and choices checked on a throw-away copy
+                parsed[key] = self.parse_value(key, raw)
             except ValueError as err:
-                raise ValueError(f"setting {key!r}: {err}") from err
-            parsed[key] = value
-        self.param.update(**parsed)
+                problems.append(str(err))
+        previous = {k: getattr(self, k) for k in parsed}
+        ordered = sorted(parsed, key=lambda k: k != "prior")  # the prior first: it picks a default sampler
+        for key in ordered:
+            setattr(self, key, parsed[key])
+        for _ in range(len(parsed) + 1):
+            bad = [(names, msg) for names, msg in self.problems() if any(n in parsed for n in names)]
+            if not bad:
+                break
+            names, message = bad[0]
+            reverted = [n for n in names if n in parsed]
+            self.param.update(**{n: previous[n] for n in reverted})
+            for n in reverted:
+                parsed.pop(n)
+            problems.append(f"settings {', '.join(repr(n) for n in reverted)} ignored: {message}")
+        return problems
+
+
+def _add_sampler_options() -> tuple[str, ...]:
+    """One setting per sampler option of the registry (first spec wins on shared names)."""
+    added: list[str] = []
+    for name in SAMPLER_CHOICES:
+        for opt in core_options.sampler_spec(name).options:
+            if opt.name in DashboardSettings.param or opt.name in added:
+                continue
+            DashboardSettings.param.add_parameter(opt.name, param_from_option(opt))
+            added.append(opt.name)
+    return tuple(added)
+
+
+#: The sampler options generated from the registry (shown only for the sampler that takes them).
+SAMPLER_OPTION_NAMES = _add_sampler_options()

@@ -27,7 +27,7 @@ STAGES: dict[str, str] = {
     "prior": (
         "**Prior.** The Gaussian prior has the theory power spectrum C_ℓ (pyccl); the hybrid prior adds a "
         "neural network that learned the non-Gaussian residual score of simulated lognormal maps. "
-        "Turn on *compare priors* and run once with each to see the difference."
+        "Press **Compare priors** to run both on the same data and seed, side by side."
     ),
     "score": (
         "**Score.** HMC here needs only gradients: ∇log p(κ|γ) = ∇log p(γ|κ) + ∇log p(κ). For a network "

@@ -1,283 +1,323 @@
-r"""HoloViews/Panel views of a run, fed frame by frame from the session's periodic callback.
+"""The views of the dashboard: small ``pn.viewable.Viewer`` s that lay out widgets and plots for a :class:`RunModel`.
 
-Every map is drawn in pixel coordinates, ``x`` = column (x₁) and ``y`` = row (x₂), pixel centres at
-integers, so shapes drawn on the observed-shear view are already in the coordinates that
-``core.data.observation.mask_from_polygons`` rasterises. All convergence maps (truth, Kaiser–Squires,
-Wiener, chains, posterior mean) share one symmetric colour range ``[−a, a]`` with ``a`` the 99.5th
-percentile of ``|κ|`` of the truth (or of the Wiener map for real data); they sit in one HoloViews
-layout so zoom and pan are linked. Data reach the plots through ``hv.streams.Pipe`` objects, which
-re-render only the element whose data changed.
+Each view's ``__panel__`` only lays out; ``show_*`` methods put new data into the plots of :mod:`dashboard.plots`
+(in place) and new text into plain-text panes. Every text that can hold user input goes through
+:class:`PlainAlert` / :func:`dashboard.status.plain_html` (escaped, never parsed as HTML or Markdown).
 
-Derived quantities shown:
-
-* significance ``S = ⟨κ⟩ / std(κ)`` over the chains,
-* the shear whiskers at orientation ``φ = ½ atan2(γ₂, γ₁)`` and length ``|γ|``,
-* binned power spectra (``core.physics.power_spectrum``) of every chain, of the truth and of the theory
-  power map binned over the same annuli.
+* :class:`SettingsPanel` — the sidebar: one card per stage, widgets generated from the settings' parameters
+  (so from ``core.options`` and the sampler registry); the sampler card shows only the chosen sampler's options.
+* :class:`ControlPanel` — Run / Pause / Resume / Stop / Step / Compare, progress, status, messages, downloads.
+* :class:`ResultsPanel` — maps, chains, spectrum, traces, diagnostics, comparisons.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping
+import logging
+import time
+from typing import Any, Callable
 
-import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend options without notebook output)
 import numpy as np
 import panel as pn
+import param
+from panel.io.resources import CDN_DIST
 
-__all__ = ["MapViews", "ChainMosaic", "PowerSpectrumView", "TraceView", "schedule_plot", "tile_chains",
-           "significance_map", "shear_whiskers"]
+from dashboard import teaching
+from dashboard.model import RunModel
+from dashboard.plots import ImagePair, MapPlots, MosaicPlot, SchedulePlot, SpectrumPlot, TracePlots
+from dashboard.problem import binned_power
+from dashboard.runner import RunState
+from dashboard.settings import PRIOR_CHOICES, SAMPLER_OPTION_NAMES
+from dashboard.status import (DIAGNOSTICS_HELP, Message, diagnostics_lines, escape, lines_html, plain_html,
+                              progress_text, table_html)
+from dashboard.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_LABEL
 
-KAPPA_CMAP = "RdBu_r"
-STD_CMAP = "viridis"
-MAP_SIZE = 230
+__all__ = ["PlainAlert", "SettingsPanel", "ControlPanel", "ResultsPanel", "toast"]
 
-
-def _grid(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_rows, n_cols = arr.shape
-    return np.arange(n_cols, dtype=np.float32), np.arange(n_rows, dtype=np.float32), np.asarray(arr, np.float32)
-
-
-def significance_map(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``mean / std`` with 0 where the std vanishes."""
-    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    out = np.zeros_like(mean)
-    np.divide(mean, std, out=out, where=std > 0)
-    return out.astype(np.float32)
+logger = logging.getLogger(__name__)
+_ALERT_TYPES = ["primary", "secondary", "success", "danger", "warning", "info", "light", "dark"]
 
 
-def tile_chains(chains: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tile chains ``(C, N, N)`` into one mosaic image with NaN (transparent) one-pixel gutters.
+class PlainAlert(pn.pane.HTML):
+    """A Bootstrap-style alert box that shows PLAIN text: set it with :meth:`show`, which HTML-escapes.
 
-    Chain ``c`` goes to tile row ``c // columns`` counted from the top.
+    Unlike ``pn.pane.Alert`` (a Markdown pane) nothing in the text is interpreted: user-supplied file names
+    and values are displayed literally and cannot inject markup or script.
     """
-    chains = np.asarray(chains, np.float32)
-    if chains.ndim != 3:
-        raise ValueError(f"chains must have shape (C, N, N), got {chains.shape}")
-    num, n_rows, n_cols = chains.shape
-    columns = columns or int(math.ceil(math.sqrt(num * 2))) if num > 2 else num
-    columns = max(1, min(columns, num))
-    rows = int(math.ceil(num / columns))
-    out = np.full((rows * (n_rows + 1) - 1, columns * (n_cols + 1) - 1), np.nan, np.float32)
-    for c in range(num):
-        r, q = divmod(c, columns)
-        top = (rows - 1 - r) * (n_rows + 1)  # image rows grow upwards (y), so the first chain is on top
-        out[top:top + n_rows, q * (n_cols + 1):q * (n_cols + 1) + n_cols] = chains[c]
-    return out
+
+    alert_type = param.Selector(default="info", objects=_ALERT_TYPES)
+
+    _rename = {**pn.pane.HTML._rename, "alert_type": None}
+    _stylesheets = [f"{CDN_DIST}css/alerts.css"]
+
+    def __init__(self, text: str = "", **params: Any) -> None:
+        params.setdefault("sizing_mode", "stretch_width")
+        super().__init__(plain_html(text) if text else "", **params)
+
+    def show(self, message: Message | str, alert_type: str | None = None) -> None:
+        """Show ``message`` (a :class:`~dashboard.status.Message` or plain text) escaped, and make the box visible."""
+        if isinstance(message, Message):
+            alert_type = alert_type or message.alert_type
+            message = message.text
+        self.param.update(object=plain_html(message), alert_type=alert_type or self.alert_type, visible=True)
+
+    def show_lines(self, lines: list[str], alert_type: str | None = None) -> None:
+        self.param.update(object=lines_html(lines), alert_type=alert_type or self.alert_type, visible=bool(lines))
+
+    def clear(self) -> None:
+        self.param.update(object="", visible=False)
+
+    def _process_param_change(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "css_classes" in params or "alert_type" in params:
+            params["css_classes"] = list(self.css_classes) + ["alert", f"alert-{self.alert_type}"]
+        return super()._process_param_change(params)
 
 
-def shear_whiskers(shear: np.ndarray, mask: np.ndarray, per_side: int = 12) -> hv.VectorField:
-    """Decimated headless whiskers of the shear ``(2, N, N)`` on observed pixels."""
-    n = shear.shape[-1]
-    step = max(1, n // per_side)
-    idx = np.arange(step // 2, n, step)
-    yy, xx = np.meshgrid(idx, idx, indexing="ij")
-    g1 = shear[0][yy, xx]
-    g2 = shear[1][yy, xx]
-    keep = mask[yy, xx] > 0
-    angle = 0.5 * np.arctan2(g2, g1)
-    magnitude = np.hypot(g1, g2)
-    return hv.VectorField((xx[keep].astype(float), yy[keep].astype(float), angle[keep], magnitude[keep]),
-                          kdims=["x", "y"], vdims=["angle", "magnitude"])
+def toast(message: Message) -> None:
+    """A notification toast of ``message`` (escaped); nothing where notifications are off (notebooks)."""
+    notifications = getattr(pn.state, "notifications", None)
+    if notifications is None:
+        return
+    try:
+        getattr(notifications, message.level)(escape(message.text), duration=8000)
+    except Exception:  # noqa: BLE001 - best effort
+        logger.debug("notification failed", exc_info=True)
 
 
-class MapViews:
-    """The linked map layout: truth, observed shear + mask editor, KS, Wiener, mean, std, significance."""
+def _bokeh(fig: Any, **kwargs: Any) -> pn.pane.Bokeh:
+    return pn.pane.Bokeh(fig, width=fig.width, height=fig.height, **kwargs)
 
-    KAPPA_MAPS = ("truth", "kaiser_squires", "wiener", "mean")
-    TITLES = {
-        "truth": "Truth κ (simulated)",
-        "shear": "Observed γ₁ + whiskers (draw mask here)",
-        "kaiser_squires": "Kaiser–Squires κ_E",
-        "wiener": "Wiener filter",
-        "mean": "Posterior mean (chains)",
-        "std": "Posterior std",
-        "significance": "Significance mean/std",
-    }
 
-    def __init__(self) -> None:
-        self.clim: tuple[float, float] = (-0.05, 0.05)
-        self.std_clim: tuple[float, float] | None = None
-        empty = np.zeros((16, 16), np.float32)
-        self.pipes: dict[str, hv.streams.Pipe] = {name: hv.streams.Pipe(data=empty) for name in self.TITLES}
-        self.whisker_pipe = hv.streams.Pipe(data=(np.zeros((2, 16, 16), np.float32), np.zeros((16, 16), np.float32)))
-        self.boxes = hv.Rectangles([]).opts(fill_alpha=0.25, fill_color="black", line_color="black")
-        self.polygons = hv.Polygons([]).opts(fill_alpha=0.25, fill_color="black", line_color="black")
-        self.box_stream = hv.streams.BoxEdit(source=self.boxes, styles={"fill_color": ["black"]})
-        self.poly_stream = hv.streams.PolyDraw(source=self.polygons, drag=True, show_vertices=True)
-        self.pane = pn.pane.HoloViews(self._layout(), sizing_mode="stretch_width", linked_axes=True,
-                                      css_classes=["ks-maps"])
+# ------------------------------------------------------------------------------------------- settings
+_WIDGETS = {"seed": pn.widgets.IntInput, "num_chains": pn.widgets.IntInput, "npix": pn.widgets.IntInput,
+            "num_levels": pn.widgets.IntInput, "steps_per_level": pn.widgets.IntInput,
+            "sigma_min": {"type": pn.widgets.FloatInput, "format": "0.00000"}, "sigma_max": pn.widgets.FloatInput,
+            "chunk_seconds": pn.widgets.FloatInput}
 
-    def _image(self, name: str):
-        def make(data: np.ndarray) -> hv.Image:
-            img = hv.Image(_grid(data), kdims=["x", "y"], vdims=["value"], label=self.TITLES[name])
-            cmap = STD_CMAP if name == "std" else KAPPA_CMAP
-            if name in self.KAPPA_MAPS:
-                clim = self.clim
-            elif name == "std":
-                top = float(np.nanmax(data)) if np.isfinite(data).any() else 0.0
-                clim = self.std_clim or (0.0, top if top > 0 else 1.0)
-            elif name == "significance":
-                clim = (-4.0, 4.0)
-            else:  # shear
-                finite = data[np.isfinite(data)]
-                half = float(np.percentile(np.abs(finite), 99)) if finite.size else 0.1
-                clim = (-half or -0.1, half or 0.1)
-            return img.opts(cmap=cmap, clim=clim, colorbar=True, title=self.TITLES[name], tools=["hover"],
-                            frame_width=MAP_SIZE, frame_height=MAP_SIZE, xaxis=None, yaxis=None,
-                            framewise=True, clipping_colors={"NaN": "#dddddd"})
 
-        return hv.DynamicMap(make, streams=[self.pipes[name]])
+def _widgets(settings: Any) -> dict[str, Any]:
+    """Widget types: number inputs for counts, seeds and the sampler options (which may be unset, ``None``)."""
+    widgets: dict[str, Any] = dict(_WIDGETS)
+    for name in SAMPLER_OPTION_NAMES:
+        parameter = settings.param[name]
+        if isinstance(parameter, param.Integer):
+            widgets[name] = pn.widgets.IntInput
+        elif isinstance(parameter, param.Number):
+            widgets[name] = pn.widgets.FloatInput
+    return widgets
 
-    def _layout(self) -> hv.Layout:
-        whiskers = hv.DynamicMap(lambda data: shear_whiskers(*data).opts(
-            magnitude="magnitude", pivot="mid", color="#333333", line_width=1.5, rescale_lengths=True,
-            arrow_heads=False, alpha=0.8),
-            streams=[self.whisker_pipe])
-        shear = self._image("shear") * whiskers * self.boxes * self.polygons
-        order = ("truth", "kaiser_squires", "wiener", "mean", "std", "significance")
-        plots = [self._image(name) for name in order]
-        return hv.Layout([plots[0], shear, *plots[1:]]).cols(4).opts(shared_axes=True)
 
-    # ------------------------------------------------------------------ updates
+class SettingsPanel(pn.viewable.Viewer):
+    """The sidebar: data, mask, noise, prior, schedule, sampler (+ its own options), teaching."""
+
+    def __init__(self, model: RunModel, on_use_drawn: Callable[[], None], on_clear_drawn: Callable[[], None],
+                 **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        settings = model.settings
+        # FileDropper sends files in chunks (never over the websocket message limit) and refuses files over the cap
+        # in the browser; the content is checked on the server (any type: FITS, .fits.gz, PNG).
+        self.shear_upload = pn.widgets.FileDropper(max_file_size=MAX_UPLOAD_LABEL, multiple=False, layout="compact",
+                                                   css_classes=["ks-shear-upload"], sizing_mode="stretch_width")
+        self.mask_upload = pn.widgets.FileDropper(max_file_size=MAX_UPLOAD_LABEL, multiple=False, layout="compact",
+                                                  css_classes=["ks-mask-upload"], sizing_mode="stretch_width")
+        self._seen: dict[int, dict[str, int]] = {}
+        self.shear_upload.param.watch(lambda e: self._uploaded(e, model.load_shear), "value")
+        self.mask_upload.param.watch(lambda e: self._uploaded(e, model.load_mask), "value")
+        self.use_drawn = pn.widgets.Button(label="Use drawn mask", width=130)
+        self.clear_drawn = pn.widgets.Button(label="Clear shapes", width=110)
+        self.use_drawn.on_click(lambda event: on_use_drawn())
+        self.clear_drawn.on_click(lambda event: on_clear_drawn())
+        self.schedule_plot = SchedulePlot()
+        self.schedule_error = PlainAlert("", alert_type="danger", visible=False)
+        self.sampler_options = self._params(settings.shown_sampler_options())
+        settings.param.watch(self._on_sampler, "sampler")
+        settings.param.watch(self._on_schedule, ["schedule", "sigma_max", "sigma_min", "num_levels", "steps_per_level"])
+        self._on_schedule()
+
+    def _uploaded(self, event: Any, load: Callable[[bytes, str], bool]) -> None:
+        """Load each file that arrived since the last event (the widget keeps earlier files in its value)."""
+        seen = self._seen.setdefault(id(event.obj), {})
+        files = dict(event.new or {})
+        for name, data in files.items():
+            if seen.get(name) != id(data):
+                load(data if isinstance(data, bytes) else str(data).encode(), str(name))
+        self._seen[id(event.obj)] = {name: id(data) for name, data in files.items()}
+
+    def _params(self, names: list[str]) -> pn.Param:
+        return pn.Param(self.model.settings, parameters=names, show_name=False, sizing_mode="stretch_width",
+                        widgets=_widgets(self.model.settings))
+
+    def _on_sampler(self, event: Any = None) -> None:
+        self.sampler_options.parameters = self.model.settings.shown_sampler_options()
+
+    def _on_schedule(self, *events: Any) -> None:
+        try:
+            schedule = self.model.settings.make_schedule()
+        except ValueError as err:
+            self.schedule_error.show(str(err), "danger")
+            return
+        self.schedule_error.clear()
+        self.schedule_plot.show(np.asarray(schedule.sigmas), schedule.steps_per_level)
+
+    def _teach(self, stage: str) -> pn.pane.Markdown:
+        return pn.pane.Markdown(teaching.stage_text(stage), visible=self.model.settings.param.teaching,
+                                css_classes=["ks-teaching"], styles={"font-size": "0.85em", "color": "#444"},
+                                sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        card = dict(sizing_mode="stretch_width", collapsed=False, margin=(4, 4))
+        upload_note = pn.pane.HTML(plain_html(f"Upload limit {MAX_UPLOAD_BYTES // 2**20} MiB per file."),
+                                   styles={"font-size": "0.8em", "color": "#666"})
+        return pn.Column(
+            pn.Card(self._teach("data"), self._params(["data_source", "npix", "pixel_size_arcmin", "source_redshift"]),
+                    pn.pane.HTML(plain_html("Shear FITS (γ₁, γ₂[, σ₁, σ₂]):")), self.shear_upload, upload_note,
+                    title="Data", **card),
+            pn.Card(self._params(["mask"]), pn.pane.HTML(plain_html("Mask FITS/PNG:")), self.mask_upload,
+                    pn.Row(self.use_drawn, self.clear_drawn), title="Mask", **card),
+            pn.Card(self._teach("likelihood"), self._params(["noise_model", "sigma_e", "n_gal_arcmin2"]),
+                    title="Noise", **card),
+            pn.Card(self._teach("prior"), self._params(["prior"]), title="Prior", **card),
+            pn.Card(self._teach("annealing"), self._params(["schedule", "sigma_max", "sigma_min", "num_levels",
+                                                            "steps_per_level"]),
+                    pn.pane.Bokeh(self.schedule_plot.figure, width=300, height=170), self.schedule_error,
+                    title="σ schedule", **card),
+            pn.Card(self._teach("score"), self._params(["sampler", "num_chains", "init", "final_denoise", "seed",
+                                                        "chunk_seconds"]),
+                    title="Sampler", **card),
+            pn.Card(self.sampler_options, title="Sampler options", collapsed=True, sizing_mode="stretch_width",
+                    margin=(4, 4)),
+            pn.Card(self._params(["teaching"]), title="Teaching", **card),
+            width=340, scroll=False,
+        )
+
+
+# ------------------------------------------------------------------------------------------- controls
+class ControlPanel(pn.viewable.Viewer):
+    """Buttons, progress, status, messages (escaped) and downloads."""
+
+    def __init__(self, model: RunModel, device: str, fits_callback: Callable, png_callback: Callable,
+                 **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.buttons = {}
+        for label, action, kwargs in (("Run", model.run, {"color": "primary"}), ("Pause", model.pause, {}),
+                                      ("Resume", model.resume, {}), ("Stop", model.stop, {"color": "danger"}),
+                                      ("Step", model.step, {}), ("Compare priors", model.compare_priors, {}),
+                                      ("Compare samplers", model.compare_samplers, {})):
+            button = pn.widgets.Button(label=label, width=max(80, 9 * len(label)), **kwargs)
+            button.on_click(lambda event, a=action: a())
+            self.buttons[label] = button
+        self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary", sizing_mode="stretch_width",
+                                               css_classes=["ks-progress"])
+        self.progress_text = pn.pane.HTML(plain_html("Not started."), css_classes=["ks-progress-text"], margin=(0, 10))
+        self.status = PlainAlert("Ready.", alert_type="info", css_classes=["ks-status"], margin=(5, 10))
+        self.message = PlainAlert("", alert_type="warning", visible=False, css_classes=["ks-message"], margin=(5, 10))
+        self.url_message = PlainAlert("", alert_type="warning", visible=False, css_classes=["ks-url-message"],
+                                      margin=(5, 10))
+        self.device = pn.pane.HTML(plain_html(f"Device: {device}"), css_classes=["ks-device"])
+        self.fits_download = pn.widgets.FileDownload(callback=fits_callback, filename="kappascope_posterior.fits",
+                                                     label="Posterior FITS", color="success", width=150)
+        self.png_download = pn.widgets.FileDownload(callback=png_callback, filename="kappascope_maps.png",
+                                                    label="PNG snapshot", color="success", width=150)
+        model.param.watch(self._on_message, "message")
+        model.param.watch(self._on_url_problems, "url_problems")
+        self._on_url_problems()
+
+    def _on_message(self, event: Any) -> None:
+        if event.new is None:
+            self.message.clear()
+            return
+        self.message.show(event.new)
+        toast(event.new)
+
+    def _on_url_problems(self, *events: Any) -> None:
+        self.url_message.show_lines(self.model.url_problems, "warning")
+
+    def show_status(self, status: Any, snapshot: Any) -> None:
+        state = status.state
+        self.progress.value = int(round(1000 * status.progress))
+        self.progress_text.object = plain_html(progress_text(status, snapshot))
+        self.status.show(status.message, {RunState.ERROR: "danger", RunState.DONE: "success",
+                                          RunState.STOPPED: "warning"}.get(state, "info"))
+        active = state.active
+        self.buttons["Run"].disabled = active and state != RunState.PAUSED
+        self.buttons["Pause"].disabled = state not in (RunState.RUNNING, RunState.PREPARING)
+        self.buttons["Resume"].disabled = state != RunState.PAUSED
+        self.buttons["Stop"].disabled = not active or state == RunState.STOPPING
+        self.buttons["Step"].disabled = state == RunState.STOPPING
+        self.buttons["Compare priors"].disabled = self.buttons["Compare samplers"].disabled = active
+        if state == RunState.ERROR:
+            self.model.notify(status.message)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(*self.buttons.values()), self.progress, self.progress_text, self.status,
+                         self.message, self.url_message, pn.Row(self.device, self.fits_download, self.png_download),
+                         sizing_mode="stretch_width")
+
+
+# ------------------------------------------------------------------------------------------- results
+class ResultsPanel(pn.viewable.Viewer):
+    """Maps, chain mosaic, power spectrum, traces, diagnostics and comparisons; all plots updated in place."""
+
+    def __init__(self, model: RunModel, **params: Any) -> None:
+        super().__init__(**params)
+        self.model = model
+        self.maps = MapPlots()
+        self.mosaic = MosaicPlot()
+        self.spectrum = SpectrumPlot()
+        self.traces = TracePlots()
+        self.diagnostics = PlainAlert("Diagnostics: available when the run reaches σ_min.", alert_type="light",
+                                      css_classes=["ks-diagnostics"])
+        self.prior_pairs = {prior: ImagePair(prior, self.maps.x_range, self.maps.y_range) for prior in PRIOR_CHOICES}
+        self.compare_table = pn.pane.HTML("", css_classes=["ks-compare-table"], sizing_mode="stretch_width")
+        self.compare_note = PlainAlert("Compare priors runs both priors on the same data and seed; Compare samplers "
+                                       "runs every sampler on the same problem.", alert_type="light",
+                                       css_classes=["ks-compare-note"])
+        self._shown_variants = -1
+
     def show_problem(self, problem: Any) -> None:
-        self.clim = tuple(problem.kappa_range)
-        self.std_clim = None
-        mask = np.asarray(problem.mask)
-        nan_mask = np.where(mask > 0, 1.0, np.nan).astype(np.float32)
-        truth = problem.truth if problem.truth is not None else np.zeros(mask.shape, np.float32)
-        shear = np.asarray(problem.observation.shear)
-        self.pipes["truth"].send(np.asarray(truth, np.float32))
-        self.pipes["shear"].send(shear[0] * nan_mask)
-        self.whisker_pipe.send((shear, mask))
-        self.pipes["kaiser_squires"].send(np.asarray(problem.kaiser_squires, np.float32))
-        self.pipes["wiener"].send(np.asarray(problem.wiener, np.float32))
-        blank = np.zeros(mask.shape, np.float32)
-        for name in ("mean", "std", "significance"):
-            self.pipes[name].send(blank)
+        self.maps.show_problem(problem)
+        self.spectrum.show(problem.ell_centres, problem.theory_power, problem.truth_power, None)
 
-    def show_snapshot(self, snapshot: Any) -> None:
-        mean = np.asarray(snapshot.mean, np.float32)
-        std = np.asarray(snapshot.std, np.float32)
-        self.pipes["mean"].send(mean)
-        self.pipes["std"].send(std)
-        self.pipes["significance"].send(significance_map(mean, std))
+    def show_snapshot(self, snapshot: Any, problem: Any, slow: bool) -> None:
+        chains = np.asarray(snapshot.chains, np.float32)
+        self.mosaic.show(chains, self.maps.clim)
+        self.maps.show_snapshot(snapshot)
+        if slow:
+            self.traces.show(getattr(snapshot, "traces", {}) or {})
+            if problem is not None and problem.geometry.shape == chains.shape[-2:]:
+                self.spectrum.show(problem.ell_centres, problem.theory_power, problem.truth_power,
+                                   binned_power(chains, problem.geometry, problem.ell_edges))
+        if bool(getattr(snapshot, "done", False)) and problem is not None:
+            self.diagnostics.show_lines(diagnostics_lines(problem, snapshot) + [DIAGNOSTICS_HELP], "light")
 
-    def drawn_shapes(self) -> tuple[dict, dict]:
-        """The drawn rectangles (BoxEdit dict) and polygons (PolyDraw dict) in pixel coordinates."""
-        return dict(self.box_stream.data or {}), dict(self.poly_stream.data or {})
+    def show_variants(self) -> None:
+        if self.model.variants_version == self._shown_variants:
+            return
+        self._shown_variants = self.model.variants_version
+        variants = dict(self.model.variants)
+        self.compare_table.object = table_html([v.row() for v in variants.values()])
+        for prior, pair in self.prior_pairs.items():
+            variant = variants.get(prior) if self.model.comparison == "priors" else None
+            if variant is not None:
+                std = np.asarray(variant.snapshot.std, np.float32)
+                pair.show(variant.snapshot.mean, std, variant.problem.kappa_range, (0.0, float(std.max()) or 1.0))
 
-    def clear_shapes(self) -> None:
-        self.box_stream.event(data={"x0": [], "y0": [], "x1": [], "y1": []})
-        self.poly_stream.event(data={"xs": [], "ys": []})
-
-
-class ChainMosaic:
-    """One image tiling the current state of every chain (same colour scale as the κ maps)."""
-
-    def __init__(self, maps: MapViews) -> None:
-        self.maps = maps
-        self.pipe = hv.streams.Pipe(data=np.zeros((16, 16), np.float32))
-        self.frames_shown = 0
-
-        def make(data: np.ndarray) -> hv.Image:
-            return hv.Image(_grid(data), kdims=["mx", "my"], vdims=["kappa"]).opts(
-                cmap=KAPPA_CMAP, clim=self.maps.clim, colorbar=True, framewise=True, xaxis=None, yaxis=None,
-                title="Chains (current states)", data_aspect=1, frame_width=2 * MAP_SIZE + 40,
-                clipping_colors={"NaN": "white"}, tools=["hover"])
-
-        self.pane = pn.pane.HoloViews(hv.DynamicMap(make, streams=[self.pipe]), linked_axes=False,
-                                      css_classes=["ks-chains"])
-
-    def show(self, chains: np.ndarray) -> None:
-        self.pipe.send(tile_chains(chains))
-        self.frames_shown += 1
+    def __panel__(self) -> pn.viewable.Viewable:
+        maps = pn.GridBox(*[_bokeh(f) for f in self.maps.figures], ncols=4, css_classes=["ks-maps"])
+        prior_figures = [f for pair in self.prior_pairs.values() for f in pair.figures]
+        return pn.Column(
+            maps,
+            pn.Row(_bokeh(self.mosaic.figure), _bokeh(self.spectrum.figure)),
+            pn.pane.Markdown(teaching.stage_text("results"), visible=self.model.settings.param.teaching,
+                             css_classes=["ks-teaching"], sizing_mode="stretch_width"),
+            pn.Row(*[_bokeh(f) for f in self.traces.figures]),
+            self.diagnostics,
+            pn.pane.Markdown("### Comparisons"), self.compare_note, self.compare_table,
+            pn.GridBox(*[_bokeh(f) for f in prior_figures], ncols=4, css_classes=["ks-compare-priors"]),
+            sizing_mode="stretch_width",
+        )
 
 
-class PowerSpectrumView:
-    """Binned power of the chains (thin lines) against the theory and the truth."""
-
-    def __init__(self) -> None:
-        self.pipe = hv.streams.Pipe(data=None)
-        self.pane = pn.pane.HoloViews(hv.DynamicMap(self._make, streams=[self.pipe]), linked_axes=False)
-
-    @staticmethod
-    def _make(data: Mapping[str, Any] | None) -> hv.Overlay:
-        opts = dict(logx=True, logy=True, frame_width=330, frame_height=220, framewise=True,
-                    xlabel="ℓ", ylabel="P (per-pixel units)", tools=["hover"])
-        if not data:
-            data = {"ell": np.array([100.0, 1000.0]), "theory": np.array([1e-4, 1e-5])}
-        ell = data["ell"]
-        curves = []
-        for i, power in enumerate(np.atleast_2d(data.get("chains", np.empty((0, len(ell)))))):
-            curves.append(hv.Curve((ell, power), "ell", "power", label="chains").opts(
-                color="#1f77b4", alpha=0.4, line_width=1, **opts))
-        curves.append(hv.Curve((ell, data["theory"]), "ell", "power", label="theory").opts(
-            color="black", line_width=2, **opts))
-        if data.get("truth") is not None:
-            curves.append(hv.Curve((ell, data["truth"]), "ell", "power", label="truth").opts(
-                color="#d62728", line_dash="dashed", line_width=2, **opts))
-        return hv.Overlay(curves).opts(title="Power spectrum: chains vs theory vs truth", show_legend=True,
-                                       legend_position="bottom_left")
-
-    def show(self, ell: np.ndarray, theory: np.ndarray, truth: np.ndarray | None, chains: np.ndarray | None) -> None:
-        good = np.isfinite(theory) & (theory > 0)
-        data = {"ell": ell[good], "theory": theory[good],
-                "truth": None if truth is None else np.maximum(truth[good], 1e-30)}
-        if chains is not None:
-            data["chains"] = np.maximum(np.asarray(chains)[:, good], 1e-30)
-        self.pipe.send(data)
-
-
-class TraceView:
-    """Traces of σ, the acceptance rate and a few pixel values per chain, against the transition index."""
-
-    def __init__(self) -> None:
-        self.pipe = hv.streams.Pipe(data={})
-        self.pane = pn.pane.HoloViews(hv.DynamicMap(self._make, streams=[self.pipe]), linked_axes=False)
-
-    @staticmethod
-    def _make(data: Mapping[str, Any]) -> hv.Layout:
-        traces = data or {}
-        base = dict(frame_width=260, frame_height=150, framewise=True, xlabel="transition", tools=["hover"])
-        sigma = np.asarray(traces.get("sigma", [1.0, 1.0]), np.float64).ravel()
-        step = np.asarray(traces.get("step", np.arange(1, sigma.size + 1)), np.float64).ravel()
-        if step.size != sigma.size:
-            step = np.arange(1, sigma.size + 1, dtype=np.float64)
-        sigma_plot = hv.Curve((step, np.maximum(sigma, 1e-8)), "transition", "σ").opts(
-            logy=True, title="Annealing level σ", **base)
-        acc = np.asarray(traces.get("acceptance", np.zeros(step.size)), np.float64).ravel()
-        window = max(1, min(10, acc.size // 20 or 1))  # running mean over ≤10 transitions
-        smooth = np.convolve(acc, np.ones(window) / window, mode="same") if acc.size else acc
-        acc_x = step if acc.size == step.size else np.arange(1, acc.size + 1)
-        acc_plot = hv.Curve((acc_x, smooth), "transition", "acceptance").opts(
-            title="Acceptance rate (running mean)", ylim=(0, 1.05), **base)
-        pixel_curves = []
-        for key, values in traces.items():
-            if not key.startswith("kappa["):
-                continue
-            arr = np.asarray(values, np.float64)
-            arr = arr[:, None] if arr.ndim == 1 else arr.reshape(arr.shape[0], -1)
-            x = step if arr.shape[0] == step.size else np.arange(1, arr.shape[0] + 1)
-            for j in range(min(arr.shape[1], 4)):
-                pixel_curves.append(hv.Curve((x, arr[:, j]), "transition", "κ", label=key).opts(
-                    line_width=1, alpha=0.8, **base))
-            if len(pixel_curves) >= 8:
-                break
-        if not pixel_curves:
-            pixel_curves = [hv.Curve((step, np.zeros(step.size)), "transition", "κ").opts(**base)]
-        pixels = hv.Overlay(pixel_curves).opts(title="Pixel values (one line per chain)", show_legend=False)
-        return (sigma_plot + acc_plot + pixels).cols(3).opts(shared_axes=False)
-
-    def show(self, traces: Mapping[str, Any]) -> None:
-        self.pipe.send(dict(traces))
-
-
-def schedule_plot(sigmas: np.ndarray, steps_per_level: int | np.ndarray) -> hv.Curve:
-    """The σ of each annealing level against the cumulative transition count (log σ)."""
-    sigmas = np.asarray(sigmas, np.float64)
-    steps = np.broadcast_to(np.asarray(steps_per_level), sigmas.shape)
-    start = np.concatenate([[0], np.cumsum(steps)[:-1]])
-    return hv.Curve((start, sigmas), "transition", "σ").opts(
-        interpolation="steps-post", logy=True, frame_width=220, frame_height=110, title="σ schedule",
-        toolbar=None, line_width=2)
+def slow_view_due(last: float, period_s: float, done: bool) -> bool:
+    """Whether the heavier views (traces, spectrum) are due: at most every ``period_s``, and at the end."""
+    return done or time.monotonic() - last >= period_s

@@ -2,10 +2,11 @@ r"""COSMOS posterior mass map: sample κ given the real HST/ACS shear, compare w
 
 Pipeline (all from :mod:`core`):
 
-1. ``load_cosmos(npix)`` — the shipped COSMOS shear binned to ``npix`` pixels over 104.4′ (120 → 0.87′ pixels, the
+1. ``core.pipeline.cosmos_problem(npix)`` (``load_cosmos``) — the shipped COSMOS shear binned to ``npix`` pixels over 104.4′ (120 → 0.87′ pixels, the
    CPU default; ``--native`` = 360 → 0.29′, for a GPU), with mask, per-pixel noise ``σ_e/√n`` and WCS.
 2. Posterior samples under the Gaussian prior (Planck18, z_s = 1) and, when shipped weights exist for the pixel
-   scale, the hybrid prior — annealed score HMC (:func:`core.inference.driver.sample_posterior`), ``--chains`` samples.
+   scale, the hybrid prior — one :func:`core.pipeline.cosmos_problem` per prior run by :func:`core.pipeline.run`
+   (``--sampler``, any registered name), ``--chains`` samples.
 3. Baselines: Kaiser–Squires (smoothed, FWHM ``--ks-fwhm``) and the Wiener filter.
 4. X-ray groups (Finoguenov et al. 2007) placed on the grid with the map WCS (RA grows with the column index:
    mirrored sky; the figure flips the RA axis back to the usual east-left view); for the groups inside the mask:
@@ -34,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout without installing
 
+from core.options import DENOISERS, sampler_names  # noqa: E402 - after the path line; TensorFlow-free
+
 logger = logging.getLogger("cosmos_map")
 
 
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-level", type=int, default=10, help="transitions per level")
     p.add_argument("--sigma-max", type=float, default=0.5, help="first annealing noise level")
     p.add_argument("--sigma-min", type=float, default=1e-3, help="last annealing noise level")
-    p.add_argument("--sampler", default="hmc", choices=["hmc", "mala", "ula"], help="transition kernel")
-    p.add_argument("--hybrid-sampler", default=None, choices=["hmc", "mala", "ula"],
+    p.add_argument("--sampler", default="hmc", choices=sampler_names(), help="posterior sampler (the registry)")
+    p.add_argument("--hybrid-sampler", default=None, choices=sampler_names(),
                    help="transition kernel for the hybrid prior (default: --sampler); 'ula' needs one network "
                         "evaluation per transition instead of ~6")
     p.add_argument("--hybrid-sigma-min", type=float, default=None,
@@ -57,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hybrid-levels", type=int, default=None, help="annealing levels for the hybrid prior (default: --levels)")
     p.add_argument("--hybrid-steps-per-level", type=int, default=None,
                    help="transitions per level for the hybrid prior (default: --steps-per-level)")
-    p.add_argument("--hybrid-denoise", choices=["tweedie", "ode", "none"], default="tweedie",
+    p.add_argument("--hybrid-weights", default=None,
+                   help="weights of the hybrid prior: a shipped model name (e.g. hybrid_halo_0.87arcmin) or a path "
+                        "(default: the shipped weights for the pixel scale)")
+    p.add_argument("--hybrid-sampler-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the hybrid prior's sampler, e.g. num_corrector_steps=0 for pc (repeatable)")
+    p.add_argument("--hybrid-denoise", choices=DENOISERS, default="tweedie",
                    help="final denoising for the hybrid prior (the Gaussian prior always uses tweedie)")
     p.add_argument("--seed", type=int, default=0, help="seed of the chains and of the random positions")
     p.add_argument("--radius", type=float, default=2.0, help="peak-matching radius around a group, arcmin")
@@ -69,24 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sample(likelihood: Any, prior: Any, sampler: str, schedule: Any, denoise: str | None,
-            args: argparse.Namespace) -> tuple[np.ndarray, float, float]:
+def _sampler_options(sampler: str, items: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` items checked against the sampler's registered options (``ValueError`` naming a bad one)."""
+    from core.options import sampler_spec
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--hybrid-sampler-option must be NAME=VALUE, got {item!r}")
+        out[name.strip()] = sampler_spec(sampler).option(name.strip()).validate(value.strip())
+    return out
+
+
+def _sample(problem: Any, sampler: str, schedule: Any, denoise: str, args: argparse.Namespace,
+            options: dict[str, Any] | None = None) -> tuple[np.ndarray, float, float]:
+    """Final chains, mean acceptance and seconds of one :func:`core.pipeline.run` on ``problem``."""
     from tqdm.auto import tqdm
 
-    from core.inference.posterior import PosteriorScore
-    from core.inference.driver import sample_posterior
+    from core import pipeline
 
     start = time.perf_counter()
     last = None
-    with tqdm(total=schedule.total_steps, unit="step", desc=type(prior).__name__, file=sys.stderr) as bar:
-        for snap in sample_posterior(PosteriorScore(likelihood, prior), schedule, num_chains=args.chains,
-                                     sampler=sampler, seed=args.seed, snapshot_every=20, final_denoise=denoise,
-                                     jit_compile=args.xla):
+    with tqdm(total=schedule.total_steps, unit="step", desc=type(problem.prior).__name__, file=sys.stderr) as bar:
+        for snap in pipeline.run(problem, sampler=sampler, schedule=schedule, num_chains=args.chains, seed=args.seed,
+                                 final_denoise=denoise, jit_compile=args.xla, **(options or {})):
             bar.set_postfix(sigma=f"{snap.sigma:.3g}", acc=f"{snap.acceptance:.2f}", refresh=False)
             bar.update(snap.step - bar.n)
             last = snap
     assert last is not None and last.done
     return last.chains.astype(np.float32), float(np.mean(last.traces["acceptance"])), time.perf_counter() - start
+
+
+def _smoothed_ks(problem: Any, fwhm_arcmin: float) -> np.ndarray:
+    """The Kaiser–Squires map of the problem's shear with Gaussian smoothing of FWHM ``fwhm_arcmin``."""
+    from core.analysis.baselines import kaiser_squires_map
+
+    return kaiser_squires_map(problem.shear, problem.geometry, mask=problem.mask,
+                              smoothing_fwhm_arcmin=fwhm_arcmin)[0].numpy()
 
 
 def _sky_extent(wcs: Any, npix: int) -> list[float]:
@@ -148,8 +176,7 @@ def make_figure(panels: list[tuple[str, np.ndarray, str]], mask: np.ndarray, ext
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     import core
-    from core.analysis.baselines import kaiser_squires_map, wiener_filter
-    from core.physics.cosmology import default_power_map
+    from core import pipeline
     from core.analysis.cosmos_groups import (
         compare_to_random,
         group_pixel_positions,
@@ -158,41 +185,35 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         random_positions_in_mask,
         significance_at,
     )
-    from core.priors.gaussian import GaussianPrior
-    from core.data.fits_io import load_cosmos, read_xray_groups, write_maps_fits
-    from core.inference.likelihood import ShearLikelihood
-    from core.inference.schedules import GeometricSchedule
     from core.analysis.summaries import posterior_summary
+    from core.data.fits_io import read_xray_groups, write_maps_fits
 
     npix = 360 if args.native else args.npix
-    obs = load_cosmos(npix=npix)
-    geometry = obs.geometry
-    likelihood = ShearLikelihood.from_observation(obs)
-    power = default_power_map(geometry)
-    priors: dict[str, Any] = {}
+    problems: dict[str, Any] = {}
     notes: list[str] = []
     wanted = [p.strip() for p in args.priors.split(",") if p.strip()]
-    if "gaussian" in wanted:
-        priors["gaussian"] = GaussianPrior(geometry, power)
-    if "hybrid" in wanted:
+    for name in wanted:
         try:
-            from core.priors.hybrid import shipped_prior
-
-            priors["hybrid"] = shipped_prior(geometry)
+            problems[name] = pipeline.cosmos_problem(npix=npix, prior=name,
+                                                     weights=args.hybrid_weights if name == "hybrid" else None)
         except (ValueError, FileNotFoundError) as err:
-            notes.append(f"hybrid prior skipped: {err}")
-            logger.warning("hybrid prior skipped: %s", err)
-    if not priors:
+            if name == "gaussian":
+                raise
+            notes.append(f"{name} prior skipped: {err}")
+            logger.warning("%s prior skipped: %s", name, err)
+    if not problems:
         raise ValueError(f"no usable prior among {wanted}")
-
-    ks = kaiser_squires_map(obs.shear, geometry, mask=obs.mask, smoothing_fwhm_arcmin=args.ks_fwhm)[0].numpy()
-    wiener = wiener_filter(likelihood, power).kappa.numpy()
+    first = next(iter(problems.values()))
+    geometry, mask, wcs = first.geometry, first.mask, first.wcs
+    observed_fraction = float(mask.mean())
+    ks = _smoothed_ks(first, args.ks_fwhm)
+    wiener = first.wiener  # the posterior mean of the Gaussian model; cached, also the chains' initial centre
     groups = read_xray_groups()
-    positions = group_pixel_positions(groups, wcs=obs.wcs)
-    inside = positions_in_mask(positions, obs.mask)
-    random_pos = random_positions_in_mask(obs.mask, args.num_random, args.seed)
+    positions = group_pixel_positions(groups, wcs=wcs)
+    inside = positions_in_mask(positions, mask)
+    random_pos = random_positions_in_mask(mask, args.num_random, args.seed)
     summary: dict[str, Any] = {
-        "npix": npix, "pixel_size_arcmin": geometry.pixel_size_arcmin, "observed_fraction": obs.observed_fraction,
+        "npix": npix, "pixel_size_arcmin": geometry.pixel_size_arcmin, "observed_fraction": observed_fraction,
         "num_groups": len(groups), "num_groups_in_mask": int(inside.sum()), "chains": args.chains,
         "transitions": args.levels * args.steps_per_level, "radius_arcmin": args.radius,
         "threshold_snr": args.threshold, "priors": {}, "notes": notes,
@@ -200,32 +221,33 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     }
     # A significance for the baselines too: each map in units of its own rms over the mask (a common, crude scale).
     for name, kmap in (("ks", ks), ("wiener", wiener)):
-        scaled = kmap / np.std(kmap[obs.mask > 0])
+        scaled = kmap / np.std(kmap[mask > 0])
         summary[f"{name}_scaled_at_groups_vs_random"] = compare_to_random(significance_at(scaled, positions[inside]),
                                                                           significance_at(scaled, random_pos))
     panels: list[tuple[str, np.ndarray, str]] = [(f"Kaiser–Squires ({args.ks_fwhm:g}′ FWHM)", ks, "kappa"),
                                                  ("Wiener filter", wiener, "kappa")]
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, prior in priors.items():
+    for name, problem in problems.items():
         hybrid = name == "hybrid"
         sampler = (args.hybrid_sampler or args.sampler) if hybrid else args.sampler
-        schedule = GeometricSchedule(
-            args.sigma_max,
+        schedule = pipeline.make_schedule(
+            "geometric", args.sigma_max,
             (args.hybrid_sigma_min or args.sigma_min) if hybrid else args.sigma_min,
             (args.hybrid_levels or args.levels) if hybrid else args.levels,
             (args.hybrid_steps_per_level or args.steps_per_level) if hybrid else args.steps_per_level,
         )
-        denoise = (None if args.hybrid_denoise == "none" else args.hybrid_denoise) if hybrid else "tweedie"
-        chains, acceptance, seconds = _sample(likelihood, prior, sampler, schedule, denoise, args)
+        denoise = args.hybrid_denoise if hybrid else "tweedie"
+        options = _sampler_options(sampler, args.hybrid_sampler_option) if hybrid else {}
+        chains, acceptance, seconds = _sample(problem, sampler, schedule, denoise, args, options)
         post = posterior_summary(chains)
-        stats = group_statistics(chains, obs.mask, positions, geometry.pixel_size_arcmin, radius_arcmin=args.radius,
+        stats = group_statistics(chains, mask, positions, geometry.pixel_size_arcmin, radius_arcmin=args.radius,
                                  threshold=args.threshold, num_random=args.num_random, seed=args.seed)
-        sel = obs.mask > 0
+        sel = mask > 0
         # For the Gaussian prior the exact posterior mean is the Wiener filter: their difference measures the
         # Monte-Carlo error of the mean of `chains` samples (≈ posterior std / √chains) plus any sampler bias.
-        stats.update({"sampler": sampler, "sigma_min": schedule.sigma_min, "transitions": schedule.total_steps,
-                      "final_denoise": denoise or "none", "mean_acceptance": acceptance, "sampling_seconds": round(seconds, 1),
+        stats.update({"sampler": sampler, "sampler_options": options, "sigma_min": schedule.sigma_min, "transitions": schedule.total_steps,
+                      "final_denoise": denoise, "mean_acceptance": acceptance, "sampling_seconds": round(seconds, 1),
                       "rms_mean_minus_wiener": float(np.sqrt(np.mean((post.mean - wiener)[sel] ** 2))),
                       "rms_wiener": float(np.sqrt(np.mean(wiener[sel] ** 2))),
                       "mean_posterior_std": float(post.std[sel].mean())})
@@ -237,16 +259,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         provenance = {"command": summary["command"], "software": f"kappascope {core.__version__}", "prior": name,
                       "chains": args.chains, "levels": schedule.num_levels, "steps_per_level": int(schedule.steps_array[0]),
                       "sigma_max": args.sigma_max, "sigma_min": schedule.sigma_min, "sampler": sampler,
-                      "transitions": schedule.total_steps, "final_denoise": denoise or "none",
-                      "seed": args.seed, "mean_acceptance": acceptance, "source": obs.metadata.get("source", "COSMOS")}
+                      "transitions": schedule.total_steps, "final_denoise": denoise,
+                      "seed": args.seed, "mean_acceptance": acceptance,
+                      "source": problem.metadata.get("source", "COSMOS")}
+        if hybrid:
+            provenance["weights"] = args.hybrid_weights or "shipped default"
         write_maps_fits(args.out / f"cosmos_{name}.fits",
                         {"MEAN": post.mean, "STD": post.std, "SIGNIFICANCE": post.significance, "KS": ks,
-                         "WIENER": wiener, "MASK": obs.mask}, wcs=obs.wcs, provenance=provenance, samples=chains)
-    extent = _sky_extent(obs.wcs, npix)
+                         "WIENER": wiener, "MASK": mask}, wcs=wcs, provenance=provenance, samples=chains)
+    extent = _sky_extent(wcs, npix)
     figure = args.out / "cosmos_posterior.png"
-    make_figure(panels, obs.mask, extent, groups, inside, args.radius, histograms, figure)
+    make_figure(panels, mask, extent, groups, inside, args.radius, histograms, figure)
     if args.docs_png is not None:
-        make_figure(panels, obs.mask, extent, groups, inside, args.radius, histograms, args.docs_png, dpi=60)
+        make_figure(panels, mask, extent, groups, inside, args.radius, histograms, args.docs_png, dpi=60)
     summary["figure"] = str(figure)
     (args.out / "cosmos_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

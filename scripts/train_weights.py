@@ -5,6 +5,14 @@ Presets (the exact commands are also recorded in each weight file's metadata JSO
 
     python scripts/train_weights.py 0.87     # 64×64 lognormal maps at 104.4/120 arcmin (dashboard + COSMOS CPU mode)
     python scripts/train_weights.py 0.29     # 64×64 maps at 0.29 arcmin (native COSMOS GPU mode)
+    python scripts/train_weights.py halo0.87 # 64×64 halo-model maps (core.physics.halos) at 104.4/120 arcmin
+    python scripts/train_weights.py halo0.29 # 64×64 halo-model maps at 0.29 arcmin
+
+The ``halo*`` presets fine-tune the lognormal weights on halo-model maps (``--init-weights``); the shipped
+``hybrid_halo_0.87arcmin`` ran its first 100 steps under ``--steps 800`` and was resumed from that checkpoint
+with ``--steps 450`` (the CPU was shared by ~8 jobs), so the plain preset reproduces it up to the
+learning-rate schedule of those first 100 steps. Existing output files are never replaced without
+``--overwrite``.
 
 Extra arguments are passed on to ``kappascope train`` and override the preset, e.g.
 ``python scripts/train_weights.py 0.87 --steps 200 --output /tmp/test``.
@@ -38,6 +46,26 @@ PRESETS: dict[str, list[str]] = {
         "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
         "--val-maps", "64", "--val-every", "250", "--checkpoint-every", "250",
         "--checkpoint-dir", "/tmp/kappascope_train_0.29", "--seed", "1",
+    ],
+    "halo0.87": [
+        "--output", str(WEIGHTS / "hybrid_halo_0.87arcmin"),
+        "--pixel-size", repr(104.4 / 120), "--npix", "64", "--source", "halo_model", "--z-source", "1.0",
+        "--channels", "16,32,64", "--blocks-per-scale", "2",
+        "--init-weights", str(WEIGHTS / "hybrid_0.87arcmin"),
+        "--steps", "450", "--batch-size", "16", "--learning-rate", "1e-3", "--warmup-steps", "50",
+        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
+        "--val-maps", "64", "--val-every", "200", "--checkpoint-every", "100",
+        "--checkpoint-dir", "/tmp/kappascope_train_halo_0.87", "--seed", "0",
+    ],
+    "halo0.29": [
+        "--output", str(WEIGHTS / "hybrid_halo_0.29arcmin"),
+        "--pixel-size", "0.29", "--npix", "64", "--source", "halo_model", "--z-source", "1.0",
+        "--channels", "16,32,64", "--blocks-per-scale", "2",
+        "--init-weights", str(WEIGHTS / "hybrid_0.29arcmin"),
+        "--steps", "800", "--batch-size", "16", "--learning-rate", "1e-3", "--warmup-steps", "50",
+        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
+        "--val-maps", "64", "--val-every", "200", "--checkpoint-every", "100",
+        "--checkpoint-dir", "/tmp/kappascope_train_halo_0.29", "--seed", "1",
     ],
 }
 

@@ -76,3 +76,16 @@ def test_bad_config_is_rejected() -> None:
         run_calibration(CalibrationConfig(num_chains=1))
     with pytest.raises(ValueError, match="priors"):
         run_calibration(CalibrationConfig(priors=("flat",)))
+
+
+def test_halo_model_truths_run_through_the_pipeline(tmp_path) -> None:
+    """``--truth halo_model``: non-Gaussian truths from core.physics.halos, sampled end to end (plumbing only)."""
+    config = CalibrationConfig(npix=32, num_maps=1, num_chains=4, num_levels=2, steps_per_level=2, truth="halo_model",
+                               priors=("gaussian",), exact_reference=False, seed=1)
+    result = run_calibration(config, progress=False)
+    assert result["config"]["truth"] == "halo_model"
+    hmc = result["methods"]["Gaussian prior (HMC)"]
+    assert np.isfinite(hmc["rmse"]["mean"]) and 0.0 <= hmc["coverage_95"]["mean"] <= 1.0
+    assert result["geometry"]["truth_pixel_std"] > 0
+    with pytest.raises(ValueError, match="truth"):
+        run_calibration(CalibrationConfig(truth="nbody"))

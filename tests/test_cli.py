@@ -6,9 +6,11 @@ WCS and provenance), not the statistics (those are tested in test_sampling / tes
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,13 +18,15 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from core.cli import commands as cli
-from core.cli import OUTPUT_HDUS, main
+from core.cli import OUTPUT_HDUS, build_parser, main
+from tests.helpers import LOOPBACK, gzip_bomb, listening_addresses
+from core.cli import sample as cli_sample
+from core.cli import serve as cli_serve
 
 NPIX = 32
 PIXEL_ARCMIN = 0.87
 CENTRE = (150.1, 2.2)
-FAST = ["--levels", "3", "--steps-per-level", "2", "--chains", "3", "--snapshot-every", "3", "--quiet"]
+FAST = ["--levels", "3", "--steps-per-level", "2", "--chains", "3", "--quiet"]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -83,6 +87,51 @@ def _single_error_line(err: str, command: str = "sample") -> str:
     return lines[0]
 
 
+# ------------------------------------------------------------------------------------------- serve: bind address
+def test_serve_binds_localhost_unless_an_address_is_given(capsys) -> None:
+    """#14 item 2: the command ``kappascope serve`` runs names --address localhost by default, the user's otherwise."""
+    assert main(["serve", "--dry-run", "--port", "5077"]) == 0
+    cmd = capsys.readouterr().out.split()
+    assert cmd[cmd.index("--address") + 1] == "localhost"
+    assert main(["serve", "--dry-run", "--address", "0.0.0.0"]) == 0
+    cmd = capsys.readouterr().out.split()
+    assert cmd[cmd.index("--address") + 1] == "0.0.0.0"
+    assert "localhost" in (REPO / "Makefile").read_text().split("panel serve", 1)[1].splitlines()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+def test_served_dashboard_listens_on_loopback_only(tmp_path) -> None:
+    """#14 item 2, live: the server started by ``kappascope serve`` has listening sockets on loopback addresses only."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        addresses: set[str] = set()
+        while time.monotonic() < deadline and server.poll() is None:
+            addresses = listening_addresses(port)
+            if addresses:
+                time.sleep(1.0)  # every socket of the server is bound by now
+                addresses = listening_addresses(port)
+                break
+            time.sleep(0.5)
+        assert addresses, f"the server never listened on port {port}: {server.poll()=}"
+        assert addresses <= LOOPBACK, f"listening on non-loopback addresses {addresses - LOOPBACK}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 # ------------------------------------------------------------------------------------------- entry point
 def test_console_entry_point_help_in_subprocess() -> None:
     """``python -m core.cli --help`` works in a fresh interpreter (and does not need TensorFlow)."""
@@ -91,6 +140,10 @@ def test_console_entry_point_help_in_subprocess() -> None:
     assert out.returncode == 0, out.stderr
     for word in ("sample", "train", "serve"):
         assert word in out.stdout
+    code = ("import sys; from core.cli import main; rc = [main(a) for a in (['--help'], ['sample', '--help'])]; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr  # --help never imports TensorFlow
     script = Path(sys.executable).with_name("kappascope")  # the console script, once the package is installed
     if script.exists():
         out = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
@@ -98,7 +151,7 @@ def test_console_entry_point_help_in_subprocess() -> None:
 
 
 def test_every_sample_option_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = cli.build_parser()
+    parser = build_parser()
     sample = parser._subparsers._group_actions[0].choices["sample"]
     undocumented = [a.dest for a in sample._actions if not a.help]
     assert undocumented == []
@@ -209,7 +262,11 @@ def test_catalogue_without_radec_exit_1(catalogue, tmp_path, capsys) -> None:
         (["--mass", "dense"], "--mass"),
         (["--sigma-max", "1e9"], "--sigma-max"),
         (["--leapfrog", "100000"], "--leapfrog"),
-        (["--levels", "100000", "--steps-per-level", "1000"], "absurdly"),
+        (["--levels", "100000", "--steps-per-level", "1000"], "--levels"),
+        (["--npix", "40000"], "1024"),
+        (["--pixel-size", "1e-9"], "--pixel-size"),
+        (["--pixel-size", "1e9"], "--pixel-size"),
+        (["--num-leapfrog-steps", "5", "--sampler", "ula"], "does not apply to --sampler ula"),
     ],
 )
 def test_absurd_settings_are_usage_errors(data, tmp_path, capsys, extra, message) -> None:
@@ -248,13 +305,13 @@ def test_failed_or_interrupted_write_leaves_nothing(tmp_path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cli._write_atomically(target, {"MEAN": np.zeros((8, 8))}, None, {}, None, failing_writer)
+        cli_sample.write_atomically(target, {"MEAN": np.zeros((8, 8))}, None, {}, None, failing_writer)
     assert list(tmp_path.iterdir()) == []
 
     def good_writer(path, maps, **kwargs):
         fits.PrimaryHDU(maps["MEAN"]).writeto(path, overwrite=True)
 
-    cli._write_atomically(target, {"MEAN": np.ones((8, 8))}, None, {}, None, good_writer)
+    cli_sample.write_atomically(target, {"MEAN": np.ones((8, 8))}, None, {}, None, good_writer)
     assert [p.name for p in tmp_path.iterdir()] == ["result.fits"]
     np.testing.assert_array_equal(fits.getdata(target), np.ones((8, 8)))
 
@@ -265,8 +322,8 @@ def test_serve_builds_panel_command_without_importing_dashboard(capsys) -> None:
                "--allow-websocket-origin", "example.org:5077"])
     assert rc == 0
     cmd = capsys.readouterr().out.strip()
-    assert "-m panel serve" in cmd and cli.DASHBOARD_APP.is_file()
-    assert str(cli.DASHBOARD_APP) in cmd
+    assert "-m panel serve" in cmd and cli_serve.DASHBOARD_APP.is_file()
+    assert str(cli_serve.DASHBOARD_APP) in cmd
     for piece in ("--port 5077", "--num-threads 2", "--address 127.0.0.1", "--allow-websocket-origin example.org:5077"):
         assert piece in cmd
     assert "--show" not in cmd
@@ -320,3 +377,216 @@ def test_sample_with_weights_file_prior(data, tiny_weights, tmp_path, capsys) ->
                str(tiny_weights.with_name("wrong_scale")), "--output", str(tmp_path / "x.fits"), *FAST])
     line = _single_error_line(capsys.readouterr().err)
     assert rc == 1 and "pixel scale" in line and not (tmp_path / "x.fits").exists()
+
+
+# ------------------------------------------------------------------------------------------- #14 item 3: size caps
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, capsys) -> None:
+    bomb = gzip_bomb(tmp_path / "bomb.fits.gz")
+    assert bomb.stat().st_size < 2_000_000
+    out = tmp_path / "out.fits"
+    rc = main(["sample", "--shear", str(bomb), "--sigma-e", "0.3", "--n-gal", "30", "--pixel-size", "1", "-o", str(out),
+               *FAST])
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and "--shear" in line and "input cap" in line and "256.0 MiB" in line
+    assert not out.exists()
+
+
+def test_header_claiming_a_huge_cube_is_refused(tmp_path, capsys) -> None:
+    huge = tmp_path / "huge.fits"
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 3), ("NAXIS1", 40000), ("NAXIS2", 40000),
+                          ("NAXIS3", 2)])
+    huge.write_bytes(header.tostring().encode() + bytes(2880))
+    truncated = tmp_path / "truncated.fits"
+    header["NAXIS1"] = header["NAXIS2"] = 64
+    truncated.write_bytes(header.tostring().encode() + bytes(2880))
+    for path, words in ((huge, ("input cap", "2 x 40000 x 40000")), (truncated, ("truncated",))):
+        rc = main(["sample", "--shear", str(path), "--sigma-e", "0.3", "--n-gal", "30", "--pixel-size", "1", "-o",
+                   str(tmp_path / "o.fits"), *FAST])
+        line = _single_error_line(capsys.readouterr().err)
+        assert rc == 1 and all(w in line for w in words), line
+
+
+# ------------------------------------------------------------------------------------------- #14 item 5: noise, degenerate runs
+@pytest.mark.parametrize("bad", [-0.1, np.nan, 0.0])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_bad_std_inside_the_observed_area_blames_std(data, tmp_path, capsys, bad, with_mask) -> None:
+    std = fits.getdata(data["std"]).astype(np.float32)
+    observed = np.argwhere(fits.getdata(data["mask"]) > 0)[3]
+    std[:, observed[0], observed[1]] = bad
+    bad_std = tmp_path / "bad_std.fits"
+    fits.PrimaryHDU(std).writeto(bad_std)
+    out = tmp_path / "out.fits"
+    extra = ["--mask", str(data["mask"])] if with_mask else []
+    rc = main(["sample", "--shear", str(data["shear"]), "--std", str(bad_std), *extra, "-o", str(out), *FAST])
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and line.split("error: ")[1].startswith("--std") and "--shear" not in line
+    assert f"row {observed[0]}, column {observed[1]}" in line
+    assert not out.exists()
+
+
+def test_rejected_everything_run_is_degenerate_unless_allowed(data, tmp_path, capsys) -> None:
+    """``--step-size 100`` (the largest allowed): every proposal is rejected, the "samples" are the initial state."""
+    out = tmp_path / "out.fits"
+    args = ["sample", "--shear", str(data["shear"]), "--std", str(data["std"]), "-o", str(out), "--step-size", "100",
+            *FAST]
+    rc = main(args)
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and "degenerate" in line and "acceptance" in line and "--allow-degenerate" in line
+    assert not out.exists()
+    assert main([*args, "--allow-degenerate"]) == 0
+    assert "degenerate" in capsys.readouterr().err
+    with fits.open(out) as hdul:
+        assert "acceptance" in json.loads(hdul[0].header["PROVJSON"])["degenerate"]
+    assert main(["sample", "--shear", str(data["shear"]), "--std", str(data["std"]), "-o", str(out), "--step-size",
+                 "1e30", *FAST]) == 2
+    assert "--step-size" in capsys.readouterr().err
+
+
+def test_absurdly_scaled_shear_fails_with_one_line(data, tmp_path, capsys) -> None:
+    with fits.open(data["shear"]) as hdul:
+        fits.PrimaryHDU(hdul[0].data * 1e30, header=hdul[0].header).writeto(tmp_path / "huge_shear.fits")
+    out = tmp_path / "out.fits"
+    rc = main(["sample", "--shear", str(tmp_path / "huge_shear.fits"), "--std", str(data["std"]), "-o", str(out), *FAST])
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and ("degenerate" in line or "non-finite" in line)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------- #14 item 6: diagnostics
+def test_summary_carries_meaningful_diagnostics_not_rhat(data, tmp_path, capsys) -> None:
+    out = tmp_path / "out.fits"
+    rc = main(["sample", "--shear", str(data["shear"]), "--std", str(data["std"]), "-o", str(out), "--levels", "4",
+               "--steps-per-level", "2", "--chains", "4"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    for name in ("sample power / prior power", "sample spread / prior std", "half-run disagreement (RMS z)"):
+        assert name in summary["diagnostics"]
+        assert any(line.startswith(name) and " — " in line for line in lines[:-1])  # one explained line each
+    assert "R-hat" not in captured.out + captured.err
+    with fits.open(out) as hdul:
+        assert set(json.loads(hdul[0].header["PROVJSON"])["diagnostics"]) == set(summary["diagnostics"])
+
+
+# ------------------------------------------------------------------------------------------- #14 item 10: stderr, messages
+def test_quiet_successful_run_has_empty_stderr(data, tmp_path) -> None:
+    """A fresh interpreter (TensorFlow not yet imported): no TF/CUDA/oneDNN start-up line reaches stderr."""
+    out = tmp_path / "quiet.fits"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-m", "core.cli", "sample", "--shear", str(data["shear"]), "--std",
+                          str(data["std"]), "-o", str(out), *FAST], cwd=REPO, capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "" and run.stdout == ""
+    assert out.exists()
+
+
+def _catalogue_file(path: Path, **columns: Any) -> Path:
+    Table(columns).write(path)
+    return path
+
+
+def test_catalogue_problems_get_clear_messages(catalogue, tmp_path, capsys) -> None:
+    with fits.open(catalogue) as hdul:
+        cat = Table(hdul[1].data)
+    n = len(cat)
+    cases = {
+        "text RA": (_catalogue_file(tmp_path / "text_ra.fits", RA=np.array([f"{v:.4f}" for v in cat["RA"]]),
+                                    DEC=cat["DEC"], E1=cat["E1"], E2=cat["E2"]), ("'RA'", "text")),
+        "one galaxy": (_catalogue_file(tmp_path / "one.fits", RA=cat["RA"][:1], DEC=cat["DEC"][:1], E1=cat["E1"][:1],
+                                       E2=cat["E2"][:1]), ("1 galaxy", "at least 2")),
+        "zero weights": (_catalogue_file(tmp_path / "zero_w.fits", RA=cat["RA"], DEC=cat["DEC"], E1=cat["E1"],
+                                         E2=cat["E2"], WEIGHT=np.zeros(n)), ("weight", "zero", "--weight-col none")),
+    }
+    for case, (path, words) in cases.items():
+        rc = main(["sample", "--catalogue", str(path), "--npix", "16", "--pixel-size", "1.74", "-o",
+                   str(tmp_path / "o.fits"), *FAST])
+        line = _single_error_line(capsys.readouterr().err)
+        assert rc == 1 and "--catalogue" in line and all(w in line for w in words), (case, line)
+        assert "unexpected" not in line and "nan" not in line.lower()
+
+
+def test_non_square_wcs_pixels_are_refused(data, tmp_path, capsys) -> None:
+    with fits.open(data["shear"]) as hdul:
+        header = hdul[0].header.copy()
+        header["CDELT2"] = 2 * header["CDELT1"]
+        fits.PrimaryHDU(hdul[0].data, header=header).writeto(tmp_path / "rect.fits")
+    rc = main(["sample", "--shear", str(tmp_path / "rect.fits"), "--std", str(data["std"]), "-o",
+               str(tmp_path / "o.fits"), *FAST])
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and "not square" in line and "rect.fits" in line
+
+
+@pytest.mark.parametrize("where", ["/proc/kappascope_test.fits", "{file}/kappa.fits", "{missing}/kappa.fits"])
+def test_unwritable_output_is_reported_before_sampling(data, tmp_path, capsys, monkeypatch, where) -> None:
+    from core import pipeline
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampling started although the output cannot be written")
+
+    monkeypatch.setattr(pipeline, "run", no_sampling)
+    monkeypatch.setattr(pipeline, "build_problem", no_sampling)
+    (tmp_path / "a_file").write_text("x")
+    target = where.format(file=tmp_path / "a_file", missing=tmp_path / "missing")
+    rc = main(["sample", "--shear", str(data["shear"]), "--std", str(data["std"]), "-o", target, *FAST])
+    line = _single_error_line(capsys.readouterr().err)
+    assert rc == 1 and f"--output {target!r}" in line and ".tmp" not in line and ".probe" not in line
+
+
+def test_cosmos_input_uses_the_shipped_field(tmp_path, capsys) -> None:
+    out = tmp_path / "cosmos.fits"
+    rc = main(["sample", "--cosmos", "--npix", "20", "-o", str(out), "--levels", "2", "--steps-per-level", "1",
+               "--chains", "2", "--denoise", "none", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    with fits.open(out) as hdul:
+        prov = json.loads(hdul[0].header["PROVJSON"])
+        assert hdul["MASK"].data.shape == (20, 20) and prov["pixel_size_arcmin"] == pytest.approx(360 * 0.29 / 20)
+        assert WCS(hdul["MEAN"].header).celestial.has_celestial
+    assert prov["input_kind"] == "cosmos"
+    assert main(["sample", "--cosmos", "--npix", "22", "-o", str(tmp_path / "x.fits"), *FAST]) == 1
+    assert "360" in _single_error_line(capsys.readouterr().err)
+    assert main(["sample", "--cosmos", "--std", "s.fits", "-o", str(tmp_path / "x.fits")]) == 2
+    assert "does not apply to --cosmos" in capsys.readouterr().err
+
+
+def test_every_registered_sampler_and_its_options_are_offered() -> None:
+    """--sampler choices and the sampler flags are generated from the registry (adding a sampler adds them)."""
+    from core.options import sampler_names, sampler_spec
+
+    sample = build_parser()._subparsers._group_actions[0].choices["sample"]
+    actions = {a.dest: a for a in sample._actions}
+    assert list(actions["sampler"].choices) == list(sampler_names())
+    for name in sampler_names():
+        for opt in sampler_spec(name).options:
+            action = actions[opt.name]
+            assert opt.flag in action.option_strings and name in action.help
+            if opt.kind == "choice":
+                assert list(action.choices) == list(opt.choices)
+    for choice_dest, vocabulary in (("schedule", "SCHEDULES"), ("init", "INITS"), ("final_denoise", "DENOISERS")):
+        import core.options as vocab
+
+        assert list(actions[choice_dest].choices) == list(getattr(vocab, vocabulary))
+
+
+def test_importing_core_changes_no_environment_variable() -> None:
+    """Environment variables (TensorFlow's log level) are set by the entry points only, never at import."""
+    code = ("import os; before = dict(os.environ); import core, core.cli, core.data.assets, core.options; "
+            "print(before == dict(os.environ))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+@pytest.mark.parametrize("name", __import__("core.options", fromlist=["sampler_names"]).sampler_names())
+def test_every_registered_sampler_runs_from_the_cli(name, catalogue, tmp_path, capsys) -> None:
+    """A 2-level run of each registered sampler through ``kappascope sample`` on a 16² catalogue grid."""
+    out = tmp_path / f"{name}.fits"
+    rc = main(["sample", "--catalogue", str(catalogue), "--npix", "16", "--pixel-size", "1.74", "--sampler", name,
+               "--levels", "2", "--steps-per-level", "2", "--chains", "2", "--sigma-max", "0.1", "--sigma-min", "0.01",
+               "-o", str(out), "--quiet", "--allow-degenerate"])
+    assert rc == 0, capsys.readouterr().err
+    with fits.open(out) as hdul:
+        prov = json.loads(hdul[0].header["PROVJSON"])
+        assert np.isfinite(hdul["SAMPLES"].data).all()
+    assert prov["sampler"] == name

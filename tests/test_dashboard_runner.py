@@ -19,8 +19,7 @@ TIMEOUT = 90.0
 
 
 def tiny_settings(**overrides) -> DashboardSettings:
-    values = dict(npix=16, num_chains=3, num_levels=4, steps_per_level=2, snapshot_every=2, sigma_max=0.3,
-                  mask="stripes", seed=0)
+    values = dict(npix=16, num_chains=3, num_levels=4, steps_per_level=2, sigma_max=0.3, mask="stripes", seed=0)
     values.update(overrides)
     return DashboardSettings(**values)
 
@@ -47,7 +46,8 @@ def test_run_to_completion_keeps_result(tiny_problem):
     assert status.state == RunState.DONE, status.message
     assert status.progress == 1.0 and status.eta_s == 0.0
     frame_id, snap = controller.latest()
-    assert frame_id == tiny_problem.schedule.total_steps // 2  # one frame per chunk of snapshot_every=2
+    assert 1 <= frame_id <= tiny_problem.schedule.total_steps  # one frame per chunk (chunks sized by time)
+    assert snap.step == tiny_problem.schedule.total_steps
     assert snap.done and snap.chains.shape == (3, 16, 16) and np.all(np.isfinite(snap.chains))
     assert controller.last_result is not None and controller.last_result.snapshot is snap
     assert controller.results_by_label["gaussian"].context is tiny_problem
@@ -60,12 +60,14 @@ def test_pause_step_resume_advance_exactly_one_chunk_per_step():
     assert wait_for(lambda: controller.state == RunState.PAUSED)
     time.sleep(0.3)
     assert controller.latest()[0] == 0  # nothing computed while paused
+    steps = [0]
     for expected in (1, 2):
         controller.step()
         assert wait_for(lambda: controller.latest()[0] == expected)
         time.sleep(0.3)  # a paused run must not run ahead
         frame_id, snap = controller.latest()
-        assert frame_id == expected and snap.step == 2 * expected
+        assert frame_id == expected and snap.step > steps[-1]  # exactly one more chunk
+        steps.append(snap.step)
         assert controller.state == RunState.PAUSED
     controller.resume()
     assert controller.join(TIMEOUT)
@@ -110,6 +112,7 @@ def test_sampler_failure_is_reported_and_previous_result_kept(tiny_problem):
 
     def diverging(problem, cancel):
         return sample_posterior(broken, problem.schedule, num_chains=2, snapshot_every=2, seed=0, cancel=cancel)
+
 
     controller = RunController("t4")
     controller.start(lambda: tiny_problem, sample_snapshots)
@@ -165,46 +168,110 @@ def test_two_controllers_are_independent_and_deterministic():
 
 
 # ----------------------------------------------------------------------------- the app object, no browser
+def run_app_to_end(app) -> None:
+    assert wait_for(lambda: (app.refresh() or True) and not app.model.controller.is_active
+                    and app.model.controller.latest()[1] is not None)
+    app.refresh()
+
+
 def test_app_runs_downloads_and_reports_bad_uploads(tmp_path):
     from astropy.io import fits
 
     from dashboard.app import create_app
 
     app = create_app(tiny_settings(), autostart_preview=False)
-    app.run()
-    assert wait_for(lambda: (app.refresh() or True) and not app.controller.is_active)
-    app.refresh()
-    assert app.controller.state == RunState.DONE, app.controller.status().message
-    assert app.frames_applied >= 1 and app.progress.value == 1000
-    assert "done" in app.progress_text.object
-    assert "R-hat" in app.diagnostics.object
+    app.__panel__().get_root()  # live Bokeh models, as in a served session
+    app.model.run()
+    run_app_to_end(app)
+    model = app.model
+    assert model.controller.state == RunState.DONE, model.controller.status().message
+    assert app.frames_applied >= 1 and app.controls.progress.value == 1000
+    assert "done" in app.controls.progress_text.object and "NFE" in app.controls.progress_text.object
+    diagnostics = app.results.diagnostics.object
+    assert "sample power / prior power" in diagnostics and "half-run" in diagnostics
+    assert "R-hat &lt; 1.1" not in diagnostics and "R-hat < 1.1" not in diagnostics
+    assert app.results.maps.images["mean"].updates >= 2  # updated in place, figures never rebuilt
 
-    data = app._fits_bytes().getvalue()
+    data = app.controls.fits_download.callback().getvalue()
     path = tmp_path / "posterior.fits"
     path.write_bytes(data)
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
         assert "MEAN" in names and "STD" in names and "SAMPLES" in names
         assert hdul["SAMPLES"].data.shape == (3, 16, 16)
-    png = app._png_bytes().getvalue()
+    png = app.controls.png_download.callback().getvalue()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
-    before = app.controller.last_result
-    app.shear_upload.filename = "notes.txt"
-    app.shear_upload.value = b"this is not a FITS file"
-    assert app.message.visible and "not a FITS file" in app.message.object
-    app.mask_upload.filename = "empty.fits"
+    before = model.controller.last_result
+    assert not model.load_shear(b"this is not a FITS file", "notes.txt")
+    assert app.controls.message.visible and "not a FITS file" in app.controls.message.object
     buffer = io.BytesIO()
     fits.PrimaryHDU(np.zeros((16, 16), np.float32)).writeto(buffer)
-    app.mask_upload.value = buffer.getvalue()
-    assert "all zero" in app.message.object
-    assert app.settings.mask == "stripes"  # a rejected upload changes nothing
-    assert app.controller.last_result is before
+    assert not model.load_mask(buffer.getvalue(), "empty.fits")
+    assert "all zero" in app.controls.message.object
+    assert not model.load_shear(b"", "empty.fits")
+    assert "empty" in app.controls.message.object
+    assert model.settings.mask == "stripes"  # a rejected upload changes nothing
+    assert model.controller.last_result is before
 
-    app.settings.sigma_min = 0.9  # impossible: above sigma_max
-    app.run()
-    assert "sigma_min" in app.message.object and not app.controller.is_active
+    model.settings.sigma_min = 0.9  # impossible: above sigma_max
+    model.run()
+    assert "sigma_min" in app.controls.message.object and not model.controller.is_active
     app.close()
+
+
+def test_file_names_are_escaped_in_every_message():
+    from astropy.io import fits
+
+    from dashboard.app import create_app
+
+    app = create_app(tiny_settings(), autostart_preview=False)
+    name = "<img src=x onerror=alert('xss')>**b**.fits"
+    app.model.load_shear(b"not fits", name)
+    html = app.controls.message.object
+    assert "<img" not in html and "&lt;img src=x onerror=alert(&#x27;xss&#x27;)&gt;**b**.fits" in html
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((2, 16, 16), np.float32)).writeto(buffer)
+    assert app.model.load_shear(buffer.getvalue(), name)
+    assert "<img" not in app.controls.message.object and "Loaded shear maps" in app.controls.message.object
+
+
+def test_url_settings_are_checked_one_by_one_and_stay_visible():
+    from dashboard.app import create_app
+
+    query = {"npix": ["abc"], "seed": ["7"], "num_chains": ["1"], "sigma_max": ["nan"], "sigma_min": ["5"],
+             "bogus": ["1"], "prior": ["hybrid"], "num_levels": ["9" * 5000], "steps_per_level": ["3"]}
+    app = create_app(query=query, autostart_preview=False)
+    settings = app.model.settings
+    assert (settings.seed, settings.prior, settings.steps_per_level) == (7, "hybrid", 3)  # the valid ones are kept
+    assert (settings.npix, settings.num_chains, settings.sigma_min) == (64, 8, 1e-3)  # the bad ones are not applied
+    shown = app.controls.url_message.object
+    assert app.controls.url_message.visible
+    for key in ("npix", "num_chains", "sigma_max", "sigma_min", "bogus", "num_levels"):
+        assert f"&#x27;{key}&#x27;" in shown, key
+    assert "too long" in shown
+    app.model.preview()  # starting the preview does not clear them
+    assert app.controls.url_message.visible and app.controls.url_message.object == shown
+    app.close()
+
+
+def test_compare_priors_and_samplers_fill_results():
+    from dashboard.model import RunModel
+
+    model = RunModel(tiny_settings(num_chains=4))
+    assert model.compare_samplers(("hmc", "ula"))
+    assert model.controller.join(TIMEOUT) and model.controller.state == RunState.DONE, model.controller.status().message
+    rows = model.comparison_rows()
+    assert [r["run"] for r in rows] == ["hmc", "ula"]
+    for row in rows:
+        assert row["NFE / chain"] > 0 and row["time (s)"] > 0 and row["RMSE"] > 0 and 0 <= row["95 % coverage"] <= 1
+    assert rows[0]["NFE / chain"] != rows[1]["NFE / chain"]  # HMC costs more evaluations per transition
+    assert model.compare_priors()
+    assert model.controller.join(TIMEOUT) and model.controller.state == RunState.DONE, model.controller.status().message
+    gaussian, hybrid = model.variants["gaussian"], model.variants["hybrid"]
+    assert gaussian.problem.truth is not None
+    np.testing.assert_array_equal(gaussian.problem.shear, hybrid.problem.shear)  # the same data and seed
+    assert not np.allclose(gaussian.snapshot.mean, hybrid.snapshot.mean)
 
 
 def test_hybrid_prior_run_uses_the_learned_prior_sampler():
@@ -212,9 +279,11 @@ def test_hybrid_prior_run_uses_the_learned_prior_sampler():
     prior settings (reverse-diffusion predictor, capped metric) automatically."""
     from core.priors.hybrid import HybridPrior
     from core.inference.driver import resolve_defaults
-    from dashboard.settings import HYBRID_PRIOR
+    from dashboard.settings import HYBRID_DEFAULT_SAMPLER, HYBRID_PRIOR
 
-    problem = build_problem(tiny_settings(prior=HYBRID_PRIOR, sigma_min=1e-3, num_levels=6))
+    settings = tiny_settings(prior=HYBRID_PRIOR, sigma_min=1e-3, num_levels=6)
+    assert settings.sampler == HYBRID_DEFAULT_SAMPLER
+    problem = build_problem(settings)
     assert isinstance(problem.posterior.prior, HybridPrior)
     assert resolve_defaults(problem.posterior) == ("fourier_capped", "reverse_diffusion")
     controller = RunController("hybrid")

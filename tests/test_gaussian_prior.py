@@ -133,3 +133,29 @@ def test_default_and_validation():
         prior.log_prob(np.zeros((8, 8)))
     with pytest.raises(ValueError, match="num"):
         prior.sample(0, seed=0)
+
+
+def test_denoiser_jacobian_products_match_the_dense_jacobian_and_autodiff():
+    # D(x) = x + σ² s(x) is linear with Jacobian J = S (S + σ²)⁻¹ (dense circulant covariance S = C):
+    # the closed-form JVP/VJP must equal J t, Jᵀ u, and what tf autodiff gives through denoise()
+    power = default_power_map(SMALL) * (1 + np.arange(64).reshape(8, 8) % 3)  # anisotropic, still even in k
+    power = 0.5 * (power + np.roll(power[::-1, ::-1], (1, 1), axis=(0, 1)))  # P(-k) = P(k)
+    prior = GaussianPrior(SMALL, power)
+    sigma = 0.02
+    cov = _dense_covariance(power)
+    jac = cov @ np.linalg.inv(cov + sigma**2 * np.eye(64))
+    rng = np.random.default_rng(3)
+    x, t, u = (tf.constant(rng.standard_normal((2, 8, 8)) * 0.02, tf.float32) for _ in range(3))
+    d, jvp = prior.denoise_jvp(x, sigma, t)
+    _, vjp = prior.denoise_vjp(x, sigma, u)
+    scale = np.abs(jac).max() * 8
+    np.testing.assert_allclose(d.numpy(), prior.denoise(x, sigma).numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(jvp.numpy().reshape(2, 64), t.numpy().reshape(2, 64) @ jac.T, atol=1e-5 * scale)
+    np.testing.assert_allclose(vjp.numpy().reshape(2, 64), u.numpy().reshape(2, 64) @ jac, atol=1e-5 * scale)
+    with tf.autodiff.ForwardAccumulator(x, t) as acc:
+        dd = prior.denoise(x, sigma)
+    np.testing.assert_allclose(acc.jvp(dd).numpy(), jvp.numpy(), atol=1e-5 * scale)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        dd = prior.denoise(x, sigma)
+    np.testing.assert_allclose(tape.gradient(dd, x, output_gradients=u).numpy(), vjp.numpy(), atol=1e-5 * scale)

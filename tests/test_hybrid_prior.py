@@ -31,7 +31,7 @@ SHIPPED = WEIGHTS_DIR / "hybrid_0.87arcmin.json"
 
 @pytest.fixture(scope="module")
 def shipped64() -> HybridPrior:
-    return shipped_prior(MapGeometry(64, PIX))
+    return shipped_prior(MapGeometry(64, PIX), name="hybrid_0.87arcmin")  # the lognormal weights SHIPPED describes
 
 
 def _tiny_files(tmp_path, channels=(8, 16, 32), name="tiny"):
@@ -218,3 +218,168 @@ def test_shipped_prior_posterior_runs_stably_to_small_sigma() -> None:
         assert np.all(np.isfinite(snap.chains)) and snap.sigma == pytest.approx(1e-3)
         spreads[name] = float(snap.chains.std(axis=0).mean())
     assert 1 / 1.5 < spreads["hybrid"] / spreads["gaussian"] < 1.5, spreads
+
+
+# ------------------------------------------------------------------ compiled forward, denoiser
+def _reference_score(prior: HybridPrior, kappa: tf.Tensor, sigma: tf.Tensor) -> np.ndarray:
+    """The definition, run eagerly with the network's own Keras call: g(κ, σ) + filter(o_θ(κ, σ̃, g(κ, σ̃)))."""
+    s_net = tf.clip_by_value(sigma, prior.sigma_min, prior.sigma_max)
+    raw = prior.network((kappa, s_net, prior.gaussian.score(kappa, s_net)))
+    return (prior.gaussian.score(kappa, sigma) + filter_residual(raw, prior._power_half, s_net, prior.residual_filter)).numpy()
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_compiled_score_equals_the_eager_reference_forward(tmp_path, jit_compile) -> None:
+    # 18 is not a multiple of 4 (wrap padding inside the network); σ below, inside and above the trained range
+    _, (wpath, _) = _tiny_files(tmp_path)
+    prior = load_hybrid_prior(wpath, MapGeometry(18, PIX), jit_compile=jit_compile)
+    assert prior.jit_compile is jit_compile
+    kappa = tf.random.stateless_normal((4, 18, 18), [8, 9]) * 0.02
+    sigma = tf.constant([1e-4, 0.01, 0.2, 3.0])
+    ref = _reference_score(prior, kappa, sigma)
+    fast = prior.score(kappa, sigma).numpy()
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    # the residual is not trivially zero (so the comparison tests the network), and a precomputed Gaussian score is used
+    assert np.abs(fast - prior.gaussian.score(kappa, sigma).numpy()).max() > 1e-3 * np.abs(ref).max()
+    g = prior.gaussian.score(kappa, sigma)
+    np.testing.assert_allclose(prior.score(kappa, sigma, gaussian_score=g).numpy(), fast, rtol=0, atol=1e-6 * np.abs(ref).max())
+    # the same compiled function serves another batch size and an outer tf.function
+    inside = tf.function(lambda k: prior.score(k, 0.05))(kappa[:2]).numpy()
+    np.testing.assert_allclose(inside, _reference_score(prior, kappa[:2], tf.fill([2], 0.05)), rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_default_execution_is_the_plain_graph_and_jit_compile_is_checked() -> None:
+    geometry = MapGeometry(16, PIX)
+    gauss = GaussianPrior(geometry, default_power_map(geometry))
+    net = build_score_network({"channels": [8, 16, 32], "blocks_per_scale": 1}, npix=16, seed=0)
+    assert HybridPrior(gauss, net).jit_compile is False and HybridPrior(gauss, net, jit_compile=True).jit_compile is True
+    with pytest.raises(ValueError, match="jit_compile"):
+        HybridPrior(gauss, net, jit_compile="yes")
+
+
+def test_denoiser_jvp_and_vjp_through_the_network(tmp_path) -> None:
+    # the default (graph) execution, on a 2-scale network (forward-mode tracing of the 3-scale one takes minutes
+    # on the shared CPU); XLA autodiff works too (checked by hand, see core.priors.hybrid) but compiles even longer
+    net = build_score_network({"channels": [4, 8], "blocks_per_scale": 1, "groups": 2, "embedding_dim": 8,
+                               "zero_init_output": False}, npix=16, seed=1)
+    geometry = MapGeometry(16, PIX)
+    prior = HybridPrior(GaussianPrior(geometry, default_power_map(geometry)), net,
+                        {"sigma": {"min": 1e-3, "max": 1.0}, "residual_filter": "wiener"})
+    x = tf.random.stateless_normal((2, 16, 16), [10, 11]) * 0.02
+    sigma = tf.constant([0.005, 0.05])
+    t = tf.random.stateless_normal((2, 16, 16), [12, 13])
+    u = tf.random.stateless_normal((2, 16, 16), [14, 15])
+    d = prior.denoise(x, sigma)
+    np.testing.assert_allclose(d.numpy(), x.numpy() + sigma.numpy()[:, None, None] ** 2 * prior.score(x, sigma).numpy(), rtol=1e-6, atol=1e-9)
+    # VJP first, then JVP (forward mode then differentiates the function's cached VJP again)
+    d_vjp, vjp = prior.denoise_vjp(x, sigma, u)
+    d_jvp, jvp = prior.denoise_jvp(x, sigma, t)
+    np.testing.assert_allclose(d_vjp.numpy(), d.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(d_jvp.numpy(), d.numpy(), rtol=1e-6, atol=1e-9)
+    # adjoint identity <u, J t> = <Jᵀ u, t>, float32 sums of 512 terms: relative 1e-4
+    lhs, rhs = float(tf.reduce_sum(u * jvp)), float(tf.reduce_sum(vjp * t))
+    assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-6 * float(tf.norm(u) * tf.norm(jvp)))
+    # JVP against a central difference, step h·|x| with h = 1e-2: truncation O(h²) and float32 round-off
+    # ε·|D|/(h|x|) ≈ 1e-5·|D|/|x| — together well below 2 % of |J t|
+    h = 1e-2 * float(tf.reduce_max(tf.abs(x)))
+    fd = (prior.denoise(x + h * t, sigma) - prior.denoise(x - h * t, sigma)) / (2 * h)
+    np.testing.assert_allclose(jvp.numpy(), fd.numpy(), rtol=0, atol=2e-2 * np.abs(jvp.numpy()).max())
+    # the same through an outer tf.function, with the accumulator and the tape applied to prior.score directly
+    @tf.function
+    def products(x):
+        with tf.autodiff.ForwardAccumulator(x, t) as acc:
+            s = prior.score(x, sigma)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            s2 = prior.score(x, sigma)
+        return acc.jvp(s), tape.gradient(s2, x, output_gradients=u)
+    jvp_s, vjp_s = products(x)
+    s2 = sigma.numpy()[:, None, None] ** 2
+    np.testing.assert_allclose(t.numpy() + s2 * jvp_s.numpy(), jvp.numpy(), rtol=0, atol=1e-4 * np.abs(jvp.numpy()).max())
+    np.testing.assert_allclose(u.numpy() + s2 * vjp_s.numpy(), vjp.numpy(), rtol=0, atol=1e-4 * np.abs(vjp.numpy()).max())
+
+
+def test_untrained_hybrid_denoiser_equals_the_gaussian_one() -> None:
+    geometry = MapGeometry(16, PIX)
+    gauss = GaussianPrior(geometry, default_power_map(geometry))
+    net = build_score_network({"channels": [8, 16, 32], "blocks_per_scale": 1}, npix=16, seed=0)  # zero output
+    prior = HybridPrior(gauss, net, {"sigma": {"min": 1e-3, "max": 1.0}})
+    x = tf.random.stateless_normal((3, 16, 16), [16, 17]) * 0.02
+    t = tf.random.stateless_normal((3, 16, 16), [18, 19])
+    np.testing.assert_allclose(prior.denoise(x, 0.02).numpy(), gauss.denoise(x, 0.02).numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(prior.denoise_jvp(x, 0.02, t)[1].numpy(), gauss.denoise_jvp(x, 0.02, t)[1].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="sigma"):
+        prior.denoise(x, -0.1)
+
+
+# ------------------------------------------------------------------------- weight lookup rules
+def _write_model(folder, name, pixel=PIX, kind="lognormal", date=None, preferred=None):
+    net = build_score_network({"channels": [4, 8], "blocks_per_scale": 1, "groups": 2, "embedding_dim": 8}, npix=16, seed=0)
+    meta = {"pixel_size_arcmin": pixel, "train_npix": 16, "sigma": {"min": 1e-3, "max": 1.0},
+            "training_data": {"kind": kind, "z_source": 1.0}}
+    if date is not None:
+        meta["provenance"] = {"date": date}
+    if preferred is not None:
+        meta["preferred"] = preferred
+    return save_network(net, folder / name, meta)[1]
+
+
+def test_shipped_lookup_is_deterministic_with_several_files_per_scale(tmp_path) -> None:
+    from core.priors.weights import describe_weights, find_shipped_weights, resolve_weights
+
+    w = tmp_path / "w"
+    # written in an order unrelated to the expected choice; names chosen so that alphabetical order is no help
+    _write_model(w, "b_lognormal", date="2026-11-22T03:45:02+00:00")
+    _write_model(w, "a_halo_old", kind="halo_model", date="2026-11-01T00:00:00+00:00")
+    _write_model(w, "z_halo", kind="halo_model", date="2026-12-01T09:00:00+00:00")
+    _write_model(w, "other_scale", pixel=0.29, kind="halo_model", date="2026-12-02T00:00:00+00:00")
+    geometry = MapGeometry(16, PIX)
+    assert find_shipped_weights(geometry, weights_dir=w).name == "z_halo.json"  # newest at this scale
+    assert find_shipped_weights(geometry, kind="lognormal", weights_dir=w).name == "b_lognormal.json"
+    assert find_shipped_weights(geometry, kind="halo_model", weights_dir=w).name == "z_halo.json"
+    assert find_shipped_weights(geometry, name="a_halo_old", weights_dir=w).name == "a_halo_old.json"
+    assert find_shipped_weights(0.29, weights_dir=w).name == "other_scale.json"
+    # the "preferred" flag beats the date
+    _write_model(w, "b_lognormal", date="2026-11-22T03:45:02+00:00", preferred=True)
+    assert find_shipped_weights(geometry, weights_dir=w).name == "b_lognormal.json"
+    assert find_shipped_weights(geometry, kind="halo_model", weights_dir=w).name == "z_halo.json"
+    # equal rank: the stem decides
+    _write_model(w, "c_same", date="2026-11-22T03:45:02+00:00", preferred=True)
+    assert find_shipped_weights(geometry, weights_dir=w).name == "b_lognormal.json"
+    assert [i.name for i in describe_weights(w)][:2] == ["other_scale", "b_lognormal"]  # by scale, then rank
+    # resolve_weights: None → the lookup, a name → that shipped file, a path/stem → itself
+    assert resolve_weights(geometry, None, kind="halo_model", weights_dir=w).name == "z_halo.json"
+    assert resolve_weights(geometry, "a_halo_old", weights_dir=w).name == "a_halo_old.json"
+    assert resolve_weights(geometry, w / "z_halo.weights.h5") == w / "z_halo.json"
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        resolve_weights(geometry, tmp_path / "nothing.weights.h5")
+    prior = shipped_prior(geometry, weights_dir=w, kind="halo_model")
+    assert prior.metadata["training_data"]["kind"] == "halo_model"
+
+
+def test_shipped_lookup_errors_name_the_value_and_list_what_exists(tmp_path) -> None:
+    from core.priors.weights import find_shipped_weights
+
+    w = tmp_path / "w"
+    _write_model(w, "hybrid_ln", date="2026-11-22T03:45:02+00:00")
+    _write_model(w, "hybrid_fine", pixel=0.29)
+    with pytest.raises(ValueError, match=r"pixel scale 0\.5 arcmin .*serve 0\.29, 0\.87 arcmin/pixel.*hybrid_fine.*hybrid_ln"):
+        find_shipped_weights(MapGeometry(16, 0.5), weights_dir=w)
+    with pytest.raises(ValueError, match=r"kind='halo_model'.*0\.87 arcmin.*kinds there: lognormal"):
+        find_shipped_weights(MapGeometry(16, PIX), kind="halo_model", weights_dir=w)
+    with pytest.raises(ValueError, match=r"name='hybrid_halo'.*available there: hybrid_ln"):
+        shipped_prior(MapGeometry(16, PIX), name="hybrid_halo", weights_dir=w)
+    with pytest.raises(ValueError, match="kind must be"):
+        find_shipped_weights(MapGeometry(16, PIX), kind="", weights_dir=w)
+    with pytest.raises(ValueError, match="pixel scale must be"):
+        find_shipped_weights(-1.0, weights_dir=w)
+
+
+def test_shipped_assets_default_is_the_lognormal_0p87_file_or_a_preferred_one() -> None:
+    from core.priors.weights import describe_weights, find_shipped_weights
+
+    at_scale = [i for i in describe_weights() if abs(i.pixel_size_arcmin - PIX) <= 1e-3 * i.pixel_size_arcmin]
+    chosen = find_shipped_weights(MapGeometry(64, PIX))
+    assert chosen == at_scale[0].path  # the first in rank order
+    if not any(i.preferred for i in at_scale) and len(at_scale) == 1:
+        assert chosen.name == "hybrid_0.87arcmin.json"

@@ -21,6 +21,7 @@ from core.data.fits_io import (
     write_maps_fits,
 )
 from core.data.observation import Observation
+from tests.helpers import gzip_bomb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cosmos"
 if not SHARED.exists():  # the checkout may sit elsewhere; the shared folder is a sibling of the repo root
@@ -190,3 +191,64 @@ def test_read_xray_groups():
     assert len(groups) == 72
     assert np.all((groups["z"] > 0) & (groups["z"] < 1.5))
     assert np.all(np.abs(groups["ra"] - 150.1) < 1.0) and np.all(np.abs(groups["dec"] - 2.2) < 1.0)
+
+
+# --------------------------------------------------------------------------- input caps (#14 item 3) and messages
+def test_gzip_bomb_is_refused_before_its_data_is_allocated(tmp_path):
+    """A 2×4096² float64 image (256 MiB) in a ≈ 0.3 MB .fits.gz: refused from its header, peak memory stays small."""
+    import tracemalloc
+
+    from core.data.fits_io import MAX_IMAGE_BYTES
+    from core.data.observation import mask_from_fits
+    from core.physics.geometry import MapGeometry
+
+    bomb = gzip_bomb(tmp_path / "bomb.fits.gz", (2, 4096, 4096))
+    readers = (read_shear_fits, read_map_fits, lambda p: mask_from_fits(p, MapGeometry(4096, 1.0)), read_maps_fits)
+    for reader in readers:
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=r"over the 32\.0 MiB input cap"):
+            reader(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < MAX_IMAGE_BYTES / 4, f"{peak / 2**20:.1f} MiB allocated before refusing"
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_truncated_file_and_oversized_table_are_refused(tmp_path):
+    from core.data import fits_io
+
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", 64), ("NAXIS2", 64)])
+    truncated = tmp_path / "truncated.fits"
+    truncated.write_bytes(header.tostring().encode() + bytes(2880))
+    with pytest.raises(ValueError, match="truncated"):
+        read_map_fits(truncated)
+    Table({"RA": np.zeros(1000), "DEC": np.zeros(1000)}).write(tmp_path / "cat.fits")
+    with fits.open(tmp_path / "cat.fits") as hdul:
+        with pytest.raises(ValueError, match="input cap for tables"):
+            fits_io.check_fits_headers(hdul, tmp_path / "cat.fits", max_table_bytes=1000)
+
+
+def test_catalogue_column_and_content_errors(tmp_path):
+    n = 50
+    rng = np.random.default_rng(0)
+    Table({"RA": np.array(["150.1"] * n), "DEC": rng.uniform(2, 2.1, n), "E1": np.zeros(n), "E2": np.zeros(n)}).write(
+        tmp_path / "text.fits")
+    with pytest.raises(ValueError, match=r"column 'RA' \(RA\) holds text values"):
+        read_catalogue(tmp_path / "text.fits", ("RA", "DEC", "E1", "E2"))
+    ra, dec, e = rng.uniform(150, 150.1, n), rng.uniform(2, 2.1, n), 0.3 * rng.standard_normal(n)
+    with pytest.raises(ValueError, match="every weight is zero"):
+        bin_catalogue(ra, dec, e, e, np.zeros(n), npix=16, pixel_size_arcmin=1.0)
+    with pytest.raises(ValueError, match="1 galaxy; at least 2"):
+        bin_catalogue(ra[:1], dec[:1], e[:1], e[:1], npix=16, pixel_size_arcmin=1.0)
+    with pytest.raises(ValueError, match="real numbers"):
+        bin_catalogue(ra.astype(str), dec, e, e, npix=16, pixel_size_arcmin=1.0)
+    # pixels whose galaxies all carry zero weight are unobserved (no NaN shear)
+    weight = np.where(np.arange(n) < n // 2, 0.0, 1.0)
+    binned = bin_catalogue(ra, dec, e, e, weight, npix=4, pixel_size_arcmin=2.0)
+    assert np.all(np.isfinite(binned.e1)) and np.all(binned.mask[binned.weight_sum == 0] == 0)
+
+
+def test_non_ascii_provenance_is_written(tmp_path):
+    path = write_maps_fits(tmp_path / "p.fits", {"MEAN": np.zeros((4, 4))}, provenance={"note": "σ ≈ 0"})
+    _, _, prov = read_maps_fits(path)
+    assert prov["note"] == "σ ≈ 0"

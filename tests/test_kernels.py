@@ -18,7 +18,9 @@ from core.inference.kernels import (
     ScoreHMC,
     ScoreMALA,
     ScoreULA,
+    ReverseDiffusionPredictor,
     SigmaStepSize,
+    StepSizeAdaptation,
     UncalibratedScoreHMC,
     UncalibratedScoreLangevin,
     denoise,
@@ -287,27 +289,91 @@ def test_annealed_kernel_in_one_compiled_graph():
 
 
 def test_annealed_step_size_adaptation_then_frozen_last_level():
+    """StepSizeAdaptation(AnnealedKernel(...)) adapts one factor across levels and freezes it after T_a steps."""
     schedule = ListSchedule([1.0, 0.8, 0.6], steps_per_level=[20, 20, 10])
 
     def make_kernel(sigma):  # ε = 3 is far too large for unit-scale targets → acceptance ≪ 0.7
         return ScoreHMC(lambda x: -x / (0.5 + sigma**2), SigmaStepSize(3.0, exponent=0.0)(sigma), 2)
 
-    kernel = AnnealedKernel(make_kernel, schedule, adapt_step_size=True, target_accept_prob=0.7, adaptation_rate=0.2)
+    kernel = StepSizeAdaptation(AnnealedKernel(make_kernel, schedule), num_adaptation_steps=40,
+                                target_accept_prob=0.7, adaptation_rate=0.2)
 
     @tf.function
     def run(x):
         return tfp.mcmc.sample_chain(
             50, x, kernel=kernel, seed=[2, 5],
-            trace_fn=lambda _, r: (r.log_step_scale, r.inner_results.accepted_results.step_size, r.inner_results.is_accepted))
+            trace_fn=lambda _, r: (r.new_step_size, r.inner_results.inner_results.accepted_results.step_size,
+                                   r.inner_results.inner_results.is_accepted,
+                                   r.inner_results.inner_results.log_accept_ratio))
 
-    _, (scale, eps, acc) = run(tf.zeros((64, N, N)))
-    scale, eps, acc = scale.numpy(), eps.numpy(), acc.numpy()
-    assert scale[39] < -0.5  # shrank while annealing
-    np.testing.assert_allclose(eps, 3.0 * np.exp(np.concatenate([[0.0], scale[:-1]])), rtol=1e-5)
-    np.testing.assert_array_equal(scale[40:], scale[39])  # frozen during the last level
+    _, (new_eps, eps, acc, log_ratio) = run(tf.zeros((64, N, N)))
+    new_eps, eps, acc, log_ratio = new_eps.numpy(), eps.numpy(), acc.numpy(), log_ratio.numpy()
+    assert new_eps[39] < 3.0 * np.exp(-0.5)  # shrank while annealing
+    np.testing.assert_allclose(eps, np.concatenate([[3.0], new_eps[:-1]]), rtol=1e-5)  # ε_t is the previous update
+    accept_prob = np.exp(np.minimum(log_ratio, 0.0)).mean(axis=1)
+    np.testing.assert_allclose(np.log(new_eps[:40] / eps[:40]), 0.2 * (accept_prob[:40] - 0.7), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(new_eps[40:], new_eps[39])  # frozen after num_adaptation_steps
     assert acc[40:].mean() > 0.4
     with pytest.raises(ValueError, match="target_accept_prob"):
-        AnnealedKernel(make_kernel, schedule, adapt_step_size=True, target_accept_prob=1.5)
+        StepSizeAdaptation(AnnealedKernel(make_kernel, schedule), 10, target_accept_prob=1.5)
+    with pytest.raises(ValueError, match="num_adaptation_steps"):
+        StepSizeAdaptation(AnnealedKernel(make_kernel, schedule), -1)
+
+
+def test_annealed_kernel_keeps_the_adapted_factor_across_levels():
+    """With a σ-dependent rule ε(σ), a level change rescales the adapted step size by ε(σ_l)/ε(σ_{l−1})."""
+    schedule = ListSchedule([1.0, 0.5], steps_per_level=[1, 1])
+
+    def make_kernel(sigma):
+        return ScoreHMC(lambda x: -x / (0.5 + sigma**2), SigmaStepSize(0.4)(sigma), 1)
+
+    kernel = AnnealedKernel(make_kernel, schedule)
+    x = tf.zeros((2, N, N))
+    r = kernel.bootstrap_results(x)
+    r = r._replace(inner_results=r.inner_results._replace(
+        accepted_results=r.inner_results.accepted_results._replace(step_size=tf.constant(0.4 * 1.0 * 3.0))))
+    x, r = kernel.one_step(x, r, seed=[1, 1])
+    x, r = kernel.one_step(x, r, seed=[2, 1])
+    assert float(r.inner_results.accepted_results.step_size) == pytest.approx(0.4 * 0.5 * 3.0, rel=1e-6)
+
+
+def test_nfe_counts_score_evaluations_honestly():
+    """nfe = 1 (bootstrap) + per transition (L + n − 1) + per level change (1 re-bootstrap + 1 predictor);
+    checked against a score function that counts its own calls in eager mode."""
+    schedule = ListSchedule([1.0, 0.5, 0.25], steps_per_level=[2, 1, 2])
+    calls = []
+
+    def score(x, sigma):
+        calls.append(1)
+        return -x / (1.0 + sigma**2)
+
+    def make_kernel(sigma):
+        return ScoreHMC(lambda x: score(x, sigma), 0.2, 3, num_integration_intervals=4)
+
+    kernel = AnnealedKernel(make_kernel, schedule, predictor=ReverseDiffusionPredictor(score))
+    x = tf.zeros((2, N, N))
+    r = kernel.bootstrap_results(x)
+    for i in range(5):
+        x, r = kernel.one_step(x, r, seed=[i, 3])
+    assert float(r.nfe) == len(calls) == 1 + 5 * (3 + 3) + 2 * (1 + 1)
+    assert ScoreMALA(gauss_score, 0.1).num_score_evaluations == 4
+    assert ScoreMALA(gauss_score, 0.1, log_prob_fn=gauss_log_prob).num_score_evaluations == 1
+    assert ScoreULA(gauss_score, 0.1).num_score_evaluations == 1
+
+
+def test_kernels_work_on_points_with_event_ndims_1():
+    """2-D points (event_ndims=1): HMC and MALA sample N(μ, diag v) in a few hundred transitions."""
+    mu = np.array([1.0, -2.0], np.float32)
+    var = np.array([0.5, 2.0], np.float32)
+
+    def score(x):
+        return -(x - mu) / var
+
+    for kernel in (ScoreHMC(score, 0.6, 3, momentum_scale=1.0 / np.sqrt(var), event_ndims=1),
+                   ScoreMALA(score, 0.4, momentum_scale=1.0 / np.sqrt(var), event_ndims=1)):
+        run = tf.function(lambda x0: tfp.mcmc.sample_chain(150, x0, kernel=kernel, seed=[3, 4], trace_fn=None)[-1])
+        final = run(tf.zeros((1024, 2))).numpy()
+        assert_matches_gaussian(final[:, :, None], mu[:, None], var[:, None])
 
 
 def test_sigma_step_size_rule():

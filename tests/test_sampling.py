@@ -24,7 +24,8 @@ from core.physics.geometry import MapGeometry
 from core.physics.lensing import LensingOperator
 from core.inference.likelihood import ShearLikelihood
 from core.inference.posterior import PosteriorScore
-from core.inference.driver import Snapshot, resolve_defaults, run_to_completion, sample_posterior
+from core.inference.driver import (Snapshot, _next_chunk_steps, initial_state, last_snapshot, make_sampler,
+                                  resolve_defaults, run_to_completion, sample, sample_posterior)
 from core.inference.schedules import GeometricSchedule, ListSchedule
 
 NPIX = 16
@@ -356,8 +357,80 @@ def test_nan_score_stops_with_a_clear_message(uniform_problem, sampler):
     posterior, _ = uniform_problem
     broken = _NanBelow(posterior, sigma_bad=0.03)
     schedule = GeometricSchedule(0.1, 0.01, num_levels=4, steps_per_level=2)  # levels 0.1, 0.046, 0.022, 0.01
-    with pytest.raises(FloatingPointError, match=r"level 2 \(sigma=0.02154"):
+    with pytest.raises(FloatingPointError, match=rf"'{sampler}' sampler at level 2 \(sigma=0.02154"):
         run_to_completion(broken, schedule, num_chains=2, sampler=sampler, init="prior", snapshot_every=1,
                           final_denoise=None)
     with pytest.raises(FloatingPointError, match="level 0"):
         run_to_completion(_NanBelow(posterior, sigma_bad=1.0), schedule, num_chains=2, init="prior")
+
+
+# --------------------------------------------------------------------------------------------- time-sized chunks
+def test_time_sized_chunks_do_not_change_the_chains(uniform_problem):
+    """Transition t uses fold_in(seed, t): chunks sized by time (many small ones) give the chains of one big chunk."""
+    posterior, _ = uniform_problem
+    schedule = GeometricSchedule(0.05, 0.01, num_levels=3, steps_per_level=4)
+    sampler = make_sampler(posterior, schedule, "hmc")
+    timed = list(sample(sampler, num_chains=3, seed=11, chunk_seconds=0.01, final_denoise="none"))
+    whole = list(sample(sampler, num_chains=3, seed=11, chunk_steps=12, final_denoise="none"))
+    assert len(timed) > 2 and timed[0].step == 1 and len(whole) == 1  # the first timed chunk is one transition
+    np.testing.assert_array_equal(timed[-1].chains, whole[-1].chains)
+    np.testing.assert_array_equal(timed[-1].traces["acceptance"], whole[-1].traces["acceptance"])
+
+
+def test_chunk_size_rule():
+    assert _next_chunk_steps(1, 5.0, 0.5, traced=True, power_of_two=False) == 1  # tracing time is not a measurement
+    assert _next_chunk_steps(10, 0.1, 0.5, traced=False, power_of_two=False) == 40  # wants 50, grows at most 4×
+    assert _next_chunk_steps(10, 1.0, 0.5, traced=False, power_of_two=False) == 5  # shrinks at once
+    assert _next_chunk_steps(10, 100.0, 0.5, traced=False, power_of_two=False) == 1
+    assert _next_chunk_steps(16, 0.4, 0.5, traced=False, power_of_two=True) == 16  # 20 → 16 for XLA
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        sample(make_sampler(make_problem(False)[0], ListSchedule([0.1]), "ula"), chunk_seconds=0)
+
+
+def test_snapshots_report_nfe_and_sampler(uniform_problem):
+    """nfe per chain: 1 at the start + (L + n − 1) per HMC transition + 1 per level change (the new σ's score)."""
+    posterior, _ = uniform_problem
+    schedule = GeometricSchedule(0.05, 0.01, num_levels=3, steps_per_level=2)
+    sampler = make_sampler(posterior, schedule, "hmc", num_leapfrog_steps=2, num_integration_intervals=4)
+    snaps = list(sample(sampler, num_chains=2, chunk_steps=2, final_denoise="none"))
+    assert [s.sampler for s in snaps] == ["hmc"] * 3
+    assert [s.nfe for s in snaps] == [1 + 2 * 5, 1 + 4 * 5 + 1, 1 + 6 * 5 + 2]
+    np.testing.assert_array_equal(snaps[-1].traces["nfe"], [6, 11, 17, 22, 28, 33])
+
+
+def test_initial_centre_is_used_as_given(uniform_problem):
+    posterior, _ = uniform_problem
+    centre = np.full((NPIX, NPIX), 0.3, np.float32)
+    seed = tf.constant([4, 5], tf.int32)
+    noise = initial_state(posterior, "prior", 2, 0.1, seed).numpy()
+    given = initial_state(posterior, "wiener", 2, 0.1, seed, initial_centre=centre).numpy()
+    np.testing.assert_allclose(given, centre + noise, rtol=1e-6)
+    with pytest.raises(ValueError, match="initial_centre has shape"):
+        sample(make_sampler(posterior, ListSchedule([0.1]), "ula"), initial_centre=np.zeros((3, 3)))
+
+
+# --------------------------------------------------------------------------------------------- annealed samplers
+def test_annealed_samplers_compose_their_kernels(uniform_problem):
+    import json
+
+    from core.inference.kernels import AnnealedKernel, ReverseDiffusionPredictor, StepSizeAdaptation
+
+    posterior, _ = uniform_problem
+    schedule = ListSchedule([0.1, 0.05, 0.01], steps_per_level=[3, 4, 5])
+    hmc = make_sampler(posterior, schedule, "hmc")
+    kernel = hmc.make_kernel()
+    assert isinstance(kernel, StepSizeAdaptation) and kernel.num_adaptation_steps == 7  # frozen on the last level
+    assert isinstance(kernel.inner_kernel, AnnealedKernel) and kernel.inner_kernel.predictor is None
+    assert isinstance(make_sampler(posterior, schedule, "hmc", adapt_step_size=False).make_kernel(), AnnealedKernel)
+    ula = make_sampler(posterior, schedule, "langevin", predictor="reverse_diffusion")
+    assert ula.name == "ula" and isinstance(ula.make_kernel(), AnnealedKernel)
+    assert isinstance(ula.make_kernel().predictor, ReverseDiffusionPredictor)
+    settings = hmc.settings()
+    assert settings["sampler"] == "hmc" and settings["mass"] == "fourier" and settings["predictor"] == "none"
+    assert settings["num_transitions"] == 12 and json.loads(json.dumps(settings)) == settings
+    with pytest.raises(ValueError, match="does not take option"):
+        make_sampler(posterior, schedule, "ula", num_leapfrog_steps=3)
+    with pytest.raises(ValueError, match="num_leapfrog_steps must be an integer in"):
+        make_sampler(posterior, schedule, "hmc", num_leapfrog_steps=0)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        make_sampler(posterior, schedule, "nuts")

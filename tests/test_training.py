@@ -16,6 +16,8 @@ from core.priors.network import build_score_network
 from core.priors.training import (
     MapDirectory,
     TrainingConfig,
+    make_map_source,
+    parse_source,
     build_arg_parser,
     dsm_loss_per_map,
     heldout_dsm_losses,
@@ -181,3 +183,85 @@ def test_cli_writes_loadable_weights_with_metadata(tmp_path) -> None:
     assert meta["training"]["heldout_dsm_loss"]["sigma"] == [0.01, 0.1]
     prior = load_hybrid_prior(str(out) + ".weights.h5", MapGeometry(24, PIX))
     assert prior.score(tf.zeros((2, 24, 24)), 0.01).shape == (2, 24, 24)
+    # an existing STEM.weights.h5 / STEM.json is kept unless --overwrite
+    before = out.with_suffix(".json").read_text()
+    assert train_main(argv) == 2
+    assert out.with_suffix(".json").read_text() == before
+    assert train_main(argv + ["--overwrite", "--steps", "4"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["training"]["steps"] == 4
+
+
+def _tiny_argv(out) -> list[str]:
+    return ["--output", str(out), "--npix", "16", "--pixel-size", str(PIX), "--channels", "8,16,32",
+            "--blocks-per-scale", "1", "--steps", "4", "--warmup-steps", "1", "--batch-size", "4",
+            "--val-maps", "4", "--val-sigmas", "0.1", "--no-progress"]
+
+
+def test_cli_refuses_to_overwrite_shipped_weights(capsys) -> None:
+    from core.priors.weights import WEIGHTS_DIR
+
+    stem = WEIGHTS_DIR / "hybrid_0.87arcmin"
+    before = (stem.parent / (stem.name + ".json")).read_bytes()
+    assert train_main(_tiny_argv(stem)) == 2
+    err = capsys.readouterr().err
+    assert "shipped weights" in err and "--overwrite" in err
+    assert (stem.parent / (stem.name + ".json")).read_bytes() == before
+
+
+def test_cli_unwritable_paths_fail_before_training(tmp_path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert train_main(_tiny_argv(blocker / "net")) == 2
+    assert "output" in capsys.readouterr().err
+    assert train_main(_tiny_argv(tmp_path / "net") + ["--checkpoint-dir", str(blocker / "ckpt")]) == 2
+    assert "checkpoint_dir" in capsys.readouterr().err
+    assert not (tmp_path / "net.json").exists()
+
+
+def test_cli_groupnorm_channels_give_one_clear_message(tmp_path, capsys) -> None:
+    argv = _tiny_argv(tmp_path / "net")
+    argv[argv.index("--channels") + 1] = "12,24,48"
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "channels=12,24,48" in err and "GroupNorm" in err and "\x1b" not in err and "Traceback" not in err
+
+
+def test_data_dir_corrupt_file_and_pixel_scale(tmp_path) -> None:
+    from astropy.io import fits
+
+    good = tmp_path / "good"
+    good.mkdir()
+    np.save(good / "a.npy", np.zeros((20, 20), np.float32))
+    (good / "b.npy").write_bytes(b"\x93NUMPY garbage that is not an array")
+    with pytest.raises(ValueError, match="b.npy: cannot read"):
+        MapDirectory(good, 16)
+    scaled = tmp_path / "scaled"
+    scaled.mkdir()
+    hdu = fits.PrimaryHDU(np.zeros((20, 20)))
+    hdu.header["CDELT2"] = 0.29 / 60.0
+    hdu.header["CUNIT2"] = "deg"
+    hdu.writeto(scaled / "m.fits")
+    assert len(MapDirectory(scaled, 16, pixel_size_arcmin=0.29).maps) == 1
+    with pytest.raises(ValueError, match="pixel scale 0.29 arcmin.*pixel_size=0.87"):
+        MapDirectory(scaled, 16, pixel_size_arcmin=0.87)
+    np.save(scaled / "n.npy", np.zeros((20, 20)))
+    (scaled / "n.npy.json").write_text(json.dumps({"pixel_size_arcmin": 2.0}))
+    with pytest.raises(ValueError, match="n.npy has pixel scale 2 arcmin"):
+        MapDirectory(scaled, 16, pixel_size_arcmin=0.29)
+
+
+def test_halo_model_and_mixed_sources() -> None:
+    geometry = MapGeometry(16, PIX)
+    power = default_power_map(geometry)
+    assert parse_source("halo_model+lognormal") == ("halo_model", "lognormal")
+    for bad in ("halo", "lognormal+lognormal", ""):
+        with pytest.raises(ValueError, match="source must be one of"):
+            parse_source(bad)
+    mixed = make_map_source(("halo_model", "lognormal"), geometry, power)
+    maps = mixed.sample(8, 3).numpy()
+    assert maps.shape == (8, 16, 16) and np.all(np.isfinite(maps))
+    np.testing.assert_array_equal(maps, mixed.sample(8, 3).numpy())
+    assert mixed.describe()["kind"] == "mixture"
+    assert make_map_source(("halo_model",), geometry, power).describe()["kind"] == "halo_model"
+    with pytest.raises(ValueError, match="source must be one of"):
+        TrainingConfig(field="nbody").validate()

@@ -4,7 +4,8 @@ r"""Summaries of posterior samples: moments, convergence diagnostics, power spec
   significance ``m / s`` (the signal-to-noise map; 0 where ``s = 0``).
 * :func:`rhat_ess` — Gelman–Rubin split-free potential scale reduction ``R̂`` and the effective sample size of
   chain histories ``(T, C, ...)`` via ``tfp.mcmc.potential_scale_reduction`` and
-  ``tfp.mcmc.effective_sample_size`` (ESS summed over chains, cross-chain form).
+  ``tfp.mcmc.effective_sample_size`` (ESS summed over chains, cross-chain form) — for stationary chains, not a
+  convergence test of annealed runs (see :mod:`core.analysis.diagnostics`).
 * :func:`sample_power_spectra` — the binned power spectrum of every sample (:mod:`core.physics.power_spectrum`, per-pixel
   power units), with the mean and the 16/84 percentiles over samples.
 * :func:`find_peaks` / :func:`peak_counts` — local maxima over a ``size × size`` neighbourhood
@@ -76,6 +77,10 @@ def rhat_ess(chains_history: Any) -> tuple[np.ndarray, np.ndarray]:
 
     R̂ uses ``tfp.mcmc.potential_scale_reduction`` (independent chains on axis 1); the ESS is
     ``tfp.mcmc.effective_sample_size`` with ``cross_chain_dims=1`` (total over chains).
+
+    For stationary MCMC only: over the levels of an annealed run the target moves with σ, so R̂ ≫ 1.1 there says
+    nothing about the final samples (a good hybrid-prior run can show R̂ > 100). The diagnostics of annealed runs are
+    in :mod:`core.analysis.diagnostics`.
     """
     x = _as_array(chains_history, "chains_history", 2)
     if x.shape[1] < 2:

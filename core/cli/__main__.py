@@ -1,6 +1,6 @@
 """``python -m core.cli``: the ``kappascope`` command line."""
 import sys
 
-from core.cli.commands import main
+from core.cli import main
 
 sys.exit(main())

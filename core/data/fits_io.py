@@ -30,6 +30,14 @@ Map files
 UTC date, ``HIERARCH KAPPASCOPE <KEY>`` cards for every setting, and the exact settings as a JSON
 string ``PROVJSON``) followed by one image HDU per map (named after its key, with the WCS cards);
 3-D arrays such as posterior sample cubes ``(S, N, N)`` are written as cubes with the same celestial WCS.
+
+Input size caps
+---------------
+Every reader here opens a FITS file with :func:`open_fits`, which reads the headers only (no data, so a
+compressed ``.fits.gz`` "bomb" is never expanded into memory) and refuses, with a ``ValueError`` naming the
+cap, any HDU whose header claims more than :data:`MAX_IMAGE_BYTES` of image data (``|BITPIX|/8 · Π NAXISᵢ``:
+four float64 maps of the largest side ``core.options.MAX_NPIX``) or :data:`MAX_TABLE_BYTES` of table data, and
+any uncompressed file whose headers claim more data than the file holds (truncated or corrupt).
 """
 from __future__ import annotations
 
@@ -46,6 +54,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from core.options import MAX_NPIX
 from core.physics.geometry import MapGeometry
 
 logger = logging.getLogger(__name__)
@@ -64,6 +73,9 @@ __all__ = [
     "read_maps_fits",
     "read_xray_groups",
     "load_cosmos",
+    "open_fits",
+    "MAX_IMAGE_BYTES",
+    "MAX_TABLE_BYTES",
 ]
 
 CATALOGUE_COLUMNS = ("RA", "DEC", "E1", "E2", "WEIGHT")
@@ -71,6 +83,74 @@ COSMOS_NPIX = 360
 COSMOS_PIXEL_ARCMIN = 0.29
 _COUNTS_FILE = "cosmos_counts_0.29arcmin_360px.fits.gz"
 _SHEAR_HDU_NAMES = (("E1", "E2"), ("G1", "G2"), ("GAMMA1", "GAMMA2"), ("SHEAR1", "SHEAR2"))
+#: largest decompressed image HDU accepted: four float64 maps of side ``MAX_NPIX`` (32 MiB at 1024²)
+MAX_IMAGE_BYTES = 4 * MAX_NPIX * MAX_NPIX * 8
+#: largest decompressed table HDU accepted (a catalogue of ≈ 10⁷ galaxies)
+MAX_TABLE_BYTES = 2**30
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.1f} GiB"
+
+
+def _claimed_bytes(header: fits.Header) -> tuple[int, tuple[int, ...]]:
+    """Bytes of data a header announces (``|BITPIX|/8 · GCOUNT · (PCOUNT + Π NAXISᵢ)``) and the axis lengths
+    ``(NAXISn, …, NAXIS1)`` (numpy order)."""
+    naxis = int(header.get("NAXIS", 0))
+    shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
+    if naxis == 0:
+        return 0, shape
+    count = 1
+    for n in shape:
+        count *= max(n, 0)
+    bitpix = abs(int(header.get("BITPIX", 8)))
+    return bitpix // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count), shape
+
+
+def check_fits_headers(hdul: fits.HDUList, path: Path, max_image_bytes: int = MAX_IMAGE_BYTES,
+                       max_table_bytes: int = MAX_TABLE_BYTES) -> None:
+    """Refuse (``ValueError``) HDUs whose headers claim more data than the caps, or than an uncompressed file holds.
+
+    Reads headers only. Iterating ``hdul`` makes astropy seek past each data block, which decompresses a
+    ``.gz`` stream without keeping it.
+    """
+    total = 0
+    for i, hdu in enumerate(hdul):
+        nbytes, shape = _claimed_bytes(hdu.header)
+        total += nbytes
+        is_table = isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))
+        cap = max_table_bytes if is_table else max_image_bytes
+        if nbytes > cap:
+            what = "a table" if is_table else "an image of shape " + " x ".join(str(n) for n in shape)
+            raise ValueError(f"{path.name}: HDU {i} ({hdu.name or 'PRIMARY'}) holds {what} of {_mib(nbytes)} "
+                             f"decompressed, over the {_mib(cap)} input cap for {'tables' if is_table else 'images'}"
+                             + ("" if is_table else f" (map side at most {MAX_NPIX} pixels)"))
+    if not path.name.lower().endswith((".gz", ".bz2", ".fz", ".zip")):
+        size = path.stat().st_size
+        if total > size:
+            raise ValueError(f"{path.name}: its headers claim {_mib(total)} of data but the file holds only "
+                             f"{_mib(size)} (truncated or corrupt file)")
+
+
+class open_fits:  # noqa: N801 - used like ``fits.open``
+    """``with open_fits(path) as hdul``: :func:`astropy.io.fits.open` after :func:`check_fits_headers`."""
+
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ValueError(f"path {str(self.path)!r} does not exist")
+        self.hdul = fits.open(self.path, **kwargs)
+        try:
+            check_fits_headers(self.hdul, self.path)
+        except BaseException:
+            self.hdul.close()
+            raise
+
+    def __enter__(self) -> fits.HDUList:
+        return self.hdul
+
+    def __exit__(self, *exc: Any) -> None:
+        self.hdul.close()
 
 
 # --------------------------------------------------------------------------- catalogues
@@ -89,13 +169,26 @@ def read_catalogue(
     if not path.exists():
         raise ValueError(f"catalogue path {str(path)!r} does not exist")
     wanted = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
-    table = Table.read(path, hdu=hdu)
+    with open_fits(path) as hdul:
+        try:
+            table = Table.read(hdul, hdu=hdu)
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise ValueError(f"catalogue {path.name}: no table in HDU {hdu!r} ({err})") from err
     by_upper = {name.upper(): name for name in table.colnames}
     missing = [f"{out} (column {src!r})" if out != src else repr(src)
                for out, src in wanted.items() if src.upper() not in by_upper]
     if missing:
         raise ValueError(f"catalogue {path.name} lacks column(s) {', '.join(missing)}; available: {table.colnames}")
-    return {out: np.asarray(table[by_upper[src.upper()]]) for out, src in wanted.items()}
+    out_columns = {out: np.asarray(table[by_upper[src.upper()]]) for out, src in wanted.items()}
+    for out, src in wanted.items():
+        column = out_columns[out]
+        if not (np.issubdtype(column.dtype, np.number) or column.dtype == bool) or np.iscomplexobj(column):
+            raise ValueError(f"catalogue {path.name}: column {by_upper[src.upper()]!r} ({out}) holds "
+                             f"{'text' if column.dtype.kind in 'SU' else column.dtype.name} values, not real numbers")
+        if column.ndim != 1:
+            raise ValueError(f"catalogue {path.name}: column {by_upper[src.upper()]!r} ({out}) has shape "
+                             f"{column.shape}; expected one number per galaxy")
+    return out_columns
 
 
 def make_wcs(center_ra: float, center_dec: float, npix: int, pixel_size_arcmin: float) -> WCS:
@@ -160,7 +253,7 @@ def _block_sum(a: np.ndarray, factor: int) -> np.ndarray:
 
 def _maps_from_sums(count: np.ndarray, wsum: np.ndarray, we1: np.ndarray, we2: np.ndarray,
                     sigma_e: tuple[float, float], flip_e2: bool) -> dict[str, np.ndarray]:
-    observed = count > 0
+    observed = (count > 0) & (wsum > 0)  # a pixel whose galaxies all have zero weight carries no shear
     safe_w = np.where(observed, wsum, 1.0)
     safe_n = np.where(observed, count, 1.0)
     e1 = np.where(observed, we1 / safe_w, 0.0)
@@ -191,6 +284,8 @@ def bin_catalogue(
     weight = np.ones_like(ra, dtype=np.float64) if weight is None else np.asarray(weight)
     n_gal = ra.shape[0] if ra.ndim == 1 else -1
     for name, arr in (("ra", ra), ("dec", dec), ("e1", e1), ("e2", e2), ("weight", weight)):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+            raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
         if arr.ndim != 1 or arr.shape[0] != n_gal:
             raise ValueError(f"{name} must be a 1-D array of the same length as ra ({n_gal}), got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
@@ -199,6 +294,11 @@ def bin_catalogue(
         raise ValueError("the catalogue is empty (ra has length 0)")
     if np.any(weight < 0):
         raise ValueError("weight must be non-negative")
+    if not np.any(weight > 0):
+        raise ValueError(f"every weight is zero: none of the {n_gal} galaxies counts")
+    if sigma_e is None and n_gal < 2:
+        raise ValueError(f"the catalogue holds {n_gal} galaxy; at least 2 are needed to estimate the shape noise "
+                         "sigma_e from their spread (or pass sigma_e)")
     if isinstance(npix, bool) or not isinstance(npix, (int, np.integer)) or npix < 1:
         raise ValueError(f"npix must be a positive integer, got {npix!r}")
     if center is None:
@@ -231,8 +331,16 @@ def bin_catalogue(
 
 # --------------------------------------------------------------------------- map files
 def _image_hdus(hdul: fits.HDUList) -> list[tuple[int, str, tuple[int, ...]]]:
-    return [(i, h.name, tuple(h.data.shape)) for i, h in enumerate(hdul)
-            if h.is_image and h.data is not None]
+    """``(index, name, shape)`` of the image HDUs holding data, from the headers (no data is read)."""
+    out = []
+    for i, h in enumerate(hdul):
+        if h.is_image and not isinstance(h, fits.CompImageHDU):
+            shape = _claimed_bytes(h.header)[1]
+            if shape and all(n > 0 for n in shape):
+                out.append((i, h.name, shape))
+        elif isinstance(h, fits.CompImageHDU) and h.shape:
+            out.append((i, h.name, tuple(h.shape)))
+    return out
 
 
 def _celestial_wcs(header: fits.Header) -> WCS | None:
@@ -244,9 +352,7 @@ def _celestial_wcs(header: fits.Header) -> WCS | None:
 def read_map_fits(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarray, WCS | None, fits.Header]:
     """Read one image (the first HDU with data, or ``hdu``): ``(float32 array, celestial WCS or None, header)``."""
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"path {str(path)!r} does not exist")
-    with fits.open(path) as hdul:
+    with open_fits(path) as hdul:
         images = _image_hdus(hdul)
         if hdu is None:
             if not images:
@@ -278,9 +384,7 @@ def read_shear_fits(path: str | Path, path_e2: str | Path | None = None) -> tupl
             raise ValueError(f"separate shear files must hold square images of equal shape; found {e1.shape} and {e2.shape}")
         return np.stack([e1, e2]), wcs
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"path {str(path)!r} does not exist")
-    with fits.open(path) as hdul:
+    with open_fits(path) as hdul:
         images = _image_hdus(hdul)
         if images:
             i, _, shape = images[0]
@@ -305,7 +409,9 @@ def _fits_value(value: Any) -> Any:
         return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else str(value)
-    return str(value) if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):  # FITS cards hold printable ASCII only: escape the rest (\u2248 for ≈)
+        return value if value.isascii() and value.isprintable() else json.dumps(value)[1:-1]
+    return json.dumps(value, default=str)
 
 
 def _keyword(key: str) -> str:
@@ -376,9 +482,7 @@ def _cube_wcs(wcs: WCS) -> WCS:
 def read_maps_fits(path: str | Path) -> tuple[dict[str, np.ndarray], WCS | None, dict[str, Any]]:
     """Read a file written by :func:`write_maps_fits`: ``(maps keyed by lower-case HDU name, WCS, provenance)``."""
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"path {str(path)!r} does not exist")
-    with fits.open(path) as hdul:
+    with open_fits(path) as hdul:
         images = _image_hdus(hdul)
         if not images:
             raise ValueError(f"{path.name} holds no image data")

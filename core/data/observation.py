@@ -208,12 +208,10 @@ def mask_from_fits(path: str | Path, geometry: MapGeometry, hdu: int | str | Non
     Non-zero finite values count as observed. A mask of another square size is resampled with
     :func:`resample_mask` only when ``resample=True``; otherwise its shape must match the geometry.
     """
-    from astropy.io import fits
+    from core.data.fits_io import open_fits
 
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"path {str(path)!r} does not exist")
-    with fits.open(path) as hdul:
+    with open_fits(path) as hdul:  # refuses oversized or truncated files from their headers
         if hdu is not None:
             data = hdul[hdu].data
         else:

@@ -55,6 +55,7 @@ __all__ = [
     "TheorySpectrum",
     "default_spectrum",
     "default_power_map",
+    "theory_power_map",
     "square_pixel_window",
     "DEFAULT_SOURCE_REDSHIFT",
     "empty_beam_convergence",
@@ -503,3 +504,21 @@ def default_power_map(geometry: MapGeometry, pixel_window: bool = True) -> np.nd
     if not isinstance(geometry, MapGeometry):
         raise ValueError(f"geometry must be a MapGeometry, got {type(geometry).__name__}")
     return np.array(_default_power_map_cached(geometry, bool(pixel_window)))
+
+
+def theory_power_map(geometry: MapGeometry, z_source: float = DEFAULT_SOURCE_REDSHIFT, cosmology: CosmologyLike = None,
+                     pixel_window: bool = True) -> np.ndarray:
+    """Power map ``P_k`` (convergence variance per Fourier mode, see :meth:`TheorySpectrum.power_map`) of the
+    theory C_ℓ for a single source plane at ``z_source`` and ``cosmology`` (default Planck18).
+
+    The one implementation every caller uses (pipeline, CLI, dashboard, training, hybrid prior). The default
+    theory (Planck18, z_s = 1) is cached; other redshifts or cosmologies are tabulated with pyccl on each call.
+    """
+    if not isinstance(geometry, MapGeometry):
+        raise ValueError(f"geometry must be a MapGeometry, got {type(geometry).__name__}")
+    if isinstance(z_source, bool) or not isinstance(z_source, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(z_source)) or float(z_source) <= 0:
+        raise ValueError(f"z_source must be a positive finite redshift, got {z_source!r}")
+    if cosmology is None and abs(float(z_source) - DEFAULT_SOURCE_REDSHIFT) < 1e-9:
+        return default_power_map(geometry, pixel_window=pixel_window)
+    return TheorySpectrum.from_ccl(cosmology, sources=float(z_source)).power_map(geometry, pixel_window=pixel_window)

@@ -9,7 +9,9 @@ With ``κ̂ = F κ`` (un-normalised DFT, ``N = npix²`` pixels) and ``Σ_k`` ove
     \log p_σ(κ) &= -\tfrac12 \sum_k \frac{|\hat κ_k|^2}{N (P_k + σ^2)}
                    - \tfrac12 \sum_k \log\!\left(2π (P_k + σ^2)\right) \\
     \nabla_κ \log p_σ(κ) &= -F^{-1}\!\left[\frac{\hat κ}{P + σ^2}\right] \\
-    E[κ \mid x] &= x + σ^2 \nabla_x \log p_σ(x) \quad\text{(Tweedie; exact posterior mean for } x = κ + σ n)
+    E[κ \mid x] &= x + σ^2 \nabla_x \log p_σ(x) \quad\text{(Tweedie; exact posterior mean for } x = κ + σ n) \\
+    \partial E[κ \mid x]/\partial x &= F^{-1} \operatorname{diag}\!\big(P/(P+σ^2)\big) F
+                   \quad\text{(symmetric; } σ^2 \text{ times it is the posterior covariance } V[κ \mid x])
 
 (the quadratic form uses Parseval, ``κᵀ(S+σ²)^{-1}κ = Σ_k |κ̂_k|²/(N(P_k+σ²))``, and the
 log-determinant is ``Σ_k log(P_k + σ²)``). Everything is evaluated on the real-FFT half plane
@@ -122,6 +124,15 @@ class GaussianPrior:
         """Posterior mean ``E[κ | x] = x + σ² ∇ log p_σ(x)`` for ``x = κ + σ n`` (Tweedie, exact here)."""
         x = self._kappa(x, "x")
         return x + self._sigma_sq(sigma) * self.score(x, sigma)
+
+    def denoise_jvp(self, x: np.ndarray | tf.Tensor, sigma: float | tf.Tensor, tangent: np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(D(x, σ), ∂D/∂x · t)``.  Exact and cheap here: ``D`` is linear, ``∂D/∂x = F⁻¹ diag(P/(P+σ²)) F``,
+        so the JVP is ``D(t, σ)``."""
+        return self.denoise(x, sigma), self.denoise(tangent, sigma)
+
+    def denoise_vjp(self, x: np.ndarray | tf.Tensor, sigma: float | tf.Tensor, cotangent: np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(D(x, σ), uᵀ ∂D/∂x)``; ``∂D/∂x`` is symmetric (a real, even Fourier filter), so this is ``D(u, σ)``."""
+        return self.denoise(x, sigma), self.denoise(cotangent, sigma)
 
     def sample(self, num: int, seed: SeedLike, sigma: float | tf.Tensor = 0.0) -> tf.Tensor:
         """``num`` draws from the σ-convolved prior, float32 (num, npix, npix); σ scalar or (num,)."""

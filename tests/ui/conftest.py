@@ -19,11 +19,13 @@ LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    with_xdist = config.pluginmanager.hasplugin("xdist")  # the marker exists only with the plugin (-p no:xdist)
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.xdist_group("browser"))  # one worker runs them all, in order
+            if with_xdist:
+                item.add_marker(pytest.mark.xdist_group("browser"))  # one worker runs them all, in order
 
 
 @pytest.fixture(scope="session")

@@ -5,48 +5,14 @@ Screenshots go to ``test-artifacts/`` (git-ignored).
 from __future__ import annotations
 
 import io
-import re
-import threading
 import time
 
 import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-# Long enough that Stop lands mid-run; small maps keep each chunk of 5 transitions at a few ms.
-LONG_RUN = "npix=32&num_chains=4&num_levels=2000&steps_per_level=50&snapshot_every=5&teaching=false"
-SHORT_RUN = "npix=16&num_chains=2&num_levels=6&steps_per_level=2&snapshot_every=2&teaching=false"
-TIMEOUT_MS = 90_000
-
-
-def open_app(page: Page, url: str) -> None:
-    page.goto(url, timeout=TIMEOUT_MS)
-    expect(page.locator(".ks-status")).to_contain_text("Data ready", timeout=TIMEOUT_MS)
-
-
-def text_of(page: Page, css_class: str) -> str:
-    """Visible text of a Markdown/Alert pane (its content lives in a shadow root under the class's host)."""
-    return " ".join(page.locator(f".{css_class}").first.locator("p").all_inner_texts())
-
-
-def progress_step(page: Page) -> int:
-    text = text_of(page, "ks-progress-text")
-    match = re.search(r"step (\d+)/(\d+)", text)
-    assert match, f"no progress in {text!r}"
-    return int(match.group(1))
-
-
-def wait_until(predicate, timeout_s: float = TIMEOUT_MS / 1000, interval_s: float = 0.2) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
-
-
-def kappascope_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("kappascope-") and t.is_alive()]
+from helpers import (LONG_RUN, SHORT_RUN, TIMEOUT_MS, kappascope_threads, open_app, progress_step, text_of,
+                     wait_until)
 
 
 def test_run_updates_chains_live_then_stop(page: Page, server_url: str, artifacts):
@@ -55,6 +21,8 @@ def test_run_updates_chains_live_then_stop(page: Page, server_url: str, artifact
         expect(page.get_by_role("button", name=label, exact=True)).to_be_visible()
     expect(page.locator(".ks-device")).to_contain_text("Device:")
     expect(page.get_by_text("Data source")).to_be_visible()
+    for label in ("Compare priors", "Compare samplers"):
+        expect(page.get_by_role("button", name=label, exact=True)).to_be_visible()
     expect(page.locator(".ks-maps canvas").first).to_be_visible()  # plot titles are drawn on canvases
     page.screenshot(path=str(artifacts / "dashboard_ready.png"), full_page=True)
 
