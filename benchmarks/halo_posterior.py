@@ -43,7 +43,7 @@ significances: pooled over the haloes of all maps, mean ± sd/√n, and the pair
 hybrid − Gaussian posterior. With ``C`` samples the ideal coverage of an empirical interval is
 :func:`benchmarks.calibration.expected_coverage` ``(C, q)`` (listed in the JSON).
 
-Run ``python -m benchmarks.halo_posterior --quick`` (2 maps, 8 chains, 20 levels: minutes) or without ``--quick``;
+Run ``python -m benchmarks.halo_posterior --quick`` (2 maps, 8 chains, 10 levels: minutes) or without ``--quick``;
 it writes ``benchmarks/results/halo_posterior[_quick].{json,md}`` (``--tag`` to rename).
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class HaloPosteriorConfig:
     num_chains: int = 64
     sampler: str = "pc"
     sampler_options: dict[str, Any] = field(default_factory=lambda: {"num_corrector_steps": 0})
-    num_levels: int = 60
+    num_levels: int = 20
     steps_per_level: int = 1
     sigma_max: float = 0.5
     sigma_min: float = 1e-3
@@ -119,7 +119,7 @@ class HaloPosteriorConfig:
                 raise ValueError(f"hybrid_maps must map scales {tuple(SCALES)} to positive integers, got {scale!r}: {n!r}")
 
 
-QUICK = dict(num_maps=2, num_chains=8, num_levels=20)
+QUICK = dict(num_maps=2, num_chains=8, num_levels=10)
 
 
 # ------------------------------------------------------------------------------------------- metric helpers

@@ -106,7 +106,8 @@ def test_sigma_below_trained_range_is_clamped_for_the_network(tmp_path) -> None:
     kappa = tf.random.stateless_normal((1, 16, 16), [4, 5]) * 0.02
     r0 = prior.residual(kappa, 0.0).numpy()
     assert np.all(np.isfinite(r0)) and np.abs(r0).max() > 0
-    np.testing.assert_allclose(r0, prior.residual(kappa, prior.sigma_min).numpy(), rtol=1e-5)
+    # float32 through the compiled forward: the same tolerance as the per-batch test above
+    np.testing.assert_allclose(r0, prior.residual(kappa, prior.sigma_min).numpy(), rtol=1e-4, atol=1e-4 * np.abs(r0).max())
     assert np.all(np.isfinite(prior.score(kappa, 0.0).numpy()))
 
 
