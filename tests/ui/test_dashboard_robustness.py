@@ -39,7 +39,7 @@ def server_warnings():
     for logger in loggers:
         logger.addHandler(handler)
     logging.getLogger("bokeh.core.validation.check").warning("probe W-1005")  # the capture path works
-    assert handler.records == ["probe W-1005"]
+    assert "probe W-1005" in handler.records  # other threads may log at the same moment
     handler.records.clear()
     import warnings
 
