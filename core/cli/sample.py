@@ -431,5 +431,5 @@ def write_atomically(path: Path, maps: dict[str, Any], wcs: Any, provenance: dic
 def print_summary(result: dict[str, Any]) -> None:
     """The diagnostics' one-line explanations, then the summary as one JSON line (the last line of stdout)."""
     for line in result.get("explanations", []):
-        print(line)
-    print(json.dumps({k: v for k, v in result.items() if k != "explanations"}))
+        sys.stdout.write(line + "\n")
+    sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "explanations"}) + "\n")

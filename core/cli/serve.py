@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
         raise InputError(f"the dashboard app {str(DASHBOARD_APP)!r} is missing (is the dashboard package installed?)")
     cmd = dashboard_command(args)
     if args.dry_run:
-        print(shlex.join(cmd))
+        sys.stdout.write(shlex.join(cmd) + "\n")
         return 0
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -46,6 +46,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import unnest
 
+from core.inference.samplers.annealed import effective_noise_variance
 from core.inference.samplers.base import PosteriorSampler
 from core.inference.samplers.diffusion_options import INTEGRATORS
 from core.inference.schedules import Schedule
@@ -322,17 +323,6 @@ class DiffusionSampler(PosteriorSampler):
         return out
 
 
-def _effective_noise_variance(likelihood: Any) -> float | None:
-    """``1/mean(mask/σ_n²)`` over pixels and both shear components (the annealed samplers' Fourier-metric noise)."""
-    inv_var = getattr(likelihood, "inverse_variance", None)
-    if not callable(inv_var):
-        return None
-    precision = float(tf.reduce_mean(inv_var(0.0)))
-    if not math.isfinite(precision) or precision <= 0:
-        return None
-    return 1.0 / precision
-
-
 class PredictorCorrector(DiffusionSampler):
     """``"pc"``: reverse-VE predictor + K Langevin/HMC corrector steps per level, tempered posterior score."""
 
@@ -347,7 +337,7 @@ class PredictorCorrector(DiffusionSampler):
 
         mass = self.options["mass"]
         learned = not bool(getattr(self.posterior, "has_log_prob", True))
-        noise_var = _effective_noise_variance(getattr(self.posterior, "likelihood", None))
+        noise_var = effective_noise_variance(getattr(self.posterior, "likelihood", None))
         power_map = getattr(self.posterior, "power_map", None)
         if mass == "auto":
             mass = "identity" if power_map is None or noise_var is None else ("fourier_capped" if learned else "fourier")
