@@ -5,11 +5,14 @@ Prints one JSON document to stdout::
     python benchmarks/bench_sampler.py            # map sizes 64/128/256/360, 1–64 chains (minutes)
     python benchmarks/bench_sampler.py --quick    # a small subset (< 2 min on 2 CPU cores)
 
-The problem is the Gaussian posterior (Gaussian prior × masked-free shear likelihood, uniform noise) with a
-synthetic red power map, so the numbers measure the sampler machinery (FFTs, leapfrog, Simpson line integral)
-and not a network. ``score_evals_per_s`` counts maps (chains × calls) per second; ``chain_steps_per_s`` counts
-annealed Metropolis-adjusted HMC transitions (3 leapfrog steps + 3 line-integral evaluations each) × chains per
-second, after compilation (compile time reported separately).
+The problem is the Gaussian posterior (Gaussian prior × mask-free shear likelihood, uniform noise) with a
+synthetic red power map, wired by :func:`core.pipeline.build_problem`, so the numbers measure the sampler
+machinery (FFTs, leapfrog, Simpson line integral) and not a network. ``score_evals_per_s`` counts maps
+(chains × calls) per second of ``problem.posterior.score``; ``chain_steps_per_s`` counts transitions × chains per
+second of the kernel of the registered ``"hmc"`` sampler (:func:`core.pipeline.make_sampler`: annealed
+Metropolis-adjusted HMC, 3 leapfrog steps + 3 line-integral evaluations each), after compilation (compile time
+reported separately). ``time_to_sigma_min`` is the wall time of a whole :func:`core.pipeline.run` (Wiener
+initialisation, annealing to σ_min in five fixed chunks, Tweedie denoising).
 """
 from __future__ import annotations
 
@@ -27,16 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from core.priors.gaussian import GaussianPrior  # noqa: E402
+from core import pipeline  # noqa: E402
+from core.inference.driver import last_snapshot  # noqa: E402
 from core.physics.geometry import MapGeometry  # noqa: E402
 from core.physics.lensing import LensingOperator  # noqa: E402
-from core.inference.likelihood import ShearLikelihood  # noqa: E402
-from core.inference.posterior import PosteriorScore  # noqa: E402
-from core.inference.driver import make_annealed_kernel, run_to_completion  # noqa: E402
-from core.inference.schedules import GeometricSchedule  # noqa: E402
+
+SAMPLER = "hmc"
+NUM_LEAPFROG_STEPS = 3
 
 
-def make_posterior(npix: int, seed: int = 0) -> PosteriorScore:
+def make_problem(npix: int, seed: int = 0) -> pipeline.Problem:
+    """The benchmark's Gaussian problem on ``npix``² pixels covering the COSMOS field (104.4′)."""
     geometry = MapGeometry(npix, 0.29 * 360 / npix)
     k = np.hypot(geometry.k1, geometry.k2)
     power = 1.0 / (1.0 + (k / 0.05) ** 2) ** 1.5
@@ -45,8 +49,8 @@ def make_posterior(npix: int, seed: int = 0) -> PosteriorScore:
     truth = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=geometry.shape)) * np.sqrt(power))).astype(np.float32)
     std = np.full((2, npix, npix), 0.05, np.float32)
     shear = LensingOperator(geometry).forward(truth[None])[0].numpy() + std * rng.normal(size=std.shape)
-    likelihood = ShearLikelihood(geometry, shear.astype(np.float32), std, np.ones(geometry.shape, np.float32))
-    return PosteriorScore(likelihood, GaussianPrior(geometry, power))
+    return pipeline.build_problem(shear.astype(np.float32), std, None, geometry, prior="gaussian", power_map=power,
+                                  truth=truth)
 
 
 def _timed(fn, repeats: int) -> float:
@@ -57,8 +61,9 @@ def _timed(fn, repeats: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_score(posterior: PosteriorScore, chains: int, mode: str, budget_s: float) -> dict:
-    x = tf.random.stateless_normal((chains,) + posterior.geometry.shape, seed=[1, 2]) * 0.02
+def bench_score(problem: pipeline.Problem, chains: int, mode: str, budget_s: float) -> dict:
+    posterior = problem.posterior
+    x = tf.random.stateless_normal((chains,) + problem.geometry.shape, seed=[1, 2]) * 0.02
     sigma = tf.constant(0.1)
     if mode == "eager":
         fn = lambda: posterior.score(x, sigma)  # noqa: E731
@@ -73,10 +78,12 @@ def bench_score(posterior: PosteriorScore, chains: int, mode: str, budget_s: flo
             "score_evals_per_s": round(repeats * chains / elapsed, 1)}
 
 
-def bench_steps(posterior: PosteriorScore, chains: int, mode: str, steps: int) -> dict:
-    schedule = GeometricSchedule(0.5, 0.01, num_levels=10, steps_per_level=max(1, steps // 10))
-    kernel = make_annealed_kernel(posterior, schedule, sampler="hmc", num_leapfrog_steps=3)
-    x0 = tf.random.stateless_normal((chains,) + posterior.geometry.shape, seed=[3, 4]) * 0.5
+def bench_steps(problem: pipeline.Problem, chains: int, mode: str, steps: int) -> dict:
+    schedule = pipeline.make_schedule("geometric", sigma_max=0.5, sigma_min=0.01, num_levels=10,
+                                      steps_per_level=max(1, steps // 10))
+    sampler = pipeline.make_sampler(problem, SAMPLER, schedule, num_leapfrog_steps=NUM_LEAPFROG_STEPS)
+    kernel = sampler.make_kernel()
+    x0 = tf.random.stateless_normal((chains,) + problem.geometry.shape, seed=[3, 4]) * 0.5
     results = kernel.bootstrap_results(x0)
 
     def run(x, r, n):
@@ -101,12 +108,13 @@ def bench_steps(posterior: PosteriorScore, chains: int, mode: str, steps: int) -
 
 
 def time_to_sigma_min(npix: int, chains: int, num_levels: int, steps_per_level: int, jit: bool) -> dict:
-    posterior = make_posterior(npix)
-    schedule = GeometricSchedule(1.0, 0.008, num_levels=num_levels, steps_per_level=steps_per_level)
-    start = time.perf_counter()
-    snap = run_to_completion(posterior, schedule, num_chains=chains, sampler="hmc", init="wiener", seed=0,
-                             snapshot_every=max(1, schedule.total_steps // 5), final_denoise="tweedie",
-                             jit_compile=jit)
+    problem = make_problem(npix)
+    schedule = pipeline.make_schedule("geometric", sigma_max=1.0, sigma_min=0.008, num_levels=num_levels,
+                                      steps_per_level=steps_per_level)
+    start = time.perf_counter()  # the problem's Wiener map (the chains' centre) is computed inside the timed run
+    snap = last_snapshot(pipeline.run(problem, SAMPLER, schedule, num_chains=chains, init="wiener", seed=0,
+                                      chunk_steps=max(1, schedule.total_steps // 5), final_denoise="tweedie",
+                                      jit_compile=jit, num_leapfrog_steps=NUM_LEAPFROG_STEPS))
     return {"npix": npix, "chains": chains, "num_levels": num_levels, "steps_per_level": steps_per_level,
             "total_transitions": schedule.total_steps, "jit_compile": jit,
             "wall_s": round(time.perf_counter() - start, 2), "final_acceptance": round(snap.acceptance, 3)}
@@ -129,13 +137,13 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick, "score": [], "steps": [],
     }
     for npix in sizes:
-        posterior = make_posterior(npix)
+        problem = make_problem(npix)
         for chains in chain_counts:
             if npix >= 256 and chains > 8 and not report["gpu"]:
                 continue  # minutes per configuration on a laptop-class CPU
             for mode in modes:
-                report["score"].append({"npix": npix, **bench_score(posterior, chains, mode, budget)})
-                report["steps"].append({"npix": npix, **bench_steps(posterior, chains, mode, steps)})
+                report["score"].append({"npix": npix, **bench_score(problem, chains, mode, budget)})
+                report["steps"].append({"npix": npix, **bench_steps(problem, chains, mode, steps)})
             print(f"# done npix={npix} chains={chains}", file=sys.stderr, flush=True)
     jit_modes = (False,) if args.quick else (False, True)
     report["time_to_sigma_min"] = [time_to_sigma_min(**default_run, jit=jit) for jit in jit_modes]

@@ -124,7 +124,8 @@ class Problem:
 
     @cached_property
     def kaiser_squires(self) -> np.ndarray:
-        """The (unsmoothed) Kaiser–Squires E-mode map ``(N, N)`` of the masked shear (computed once)."""
+        """The Kaiser–Squires E-mode map ``(N, N)`` of the masked shear, smoothed with the default 1′ FWHM Gaussian of
+        :func:`core.analysis.baselines.kaiser_squires_map` (computed once)."""
         from core.analysis.baselines import kaiser_squires_map
 
         return np.asarray(kaiser_squires_map(self.shear, self.geometry, mask=self.mask)[0])
@@ -239,11 +240,13 @@ def make_sampler(problem: Any, name: str, schedule: Any, **options: Any) -> Any:
 
 def run(problem: Problem, sampler: Any = "hmc", schedule: Any = None, num_chains: int = 8, init: Any = "wiener",
         seed: Any = 0, cancel: Any = None, chunk_seconds: float = 0.5, final_denoise: str | None = "tweedie",
-        jit_compile: bool = False, **sampler_options: Any) -> Iterator[Any]:
+        jit_compile: bool = False, chunk_steps: int | None = None, **sampler_options: Any) -> Iterator[Any]:
     """Snapshots of a run of ``sampler`` (a registry name or a built sampler) on ``problem``.
 
     ``schedule`` defaults to :func:`make_schedule` ``()``; the Wiener map is the problem's cached one (computed
-    once per problem, passed to the driver). Settings are validated before any work (``ValueError`` at the call).
+    once per problem, passed to the driver). ``chunk_steps`` fixes the transitions per chunk (a snapshot every
+    ``chunk_steps`` transitions, e.g. to thin draws) instead of sizing chunks by ``chunk_seconds``. Settings are
+    validated before any work (``ValueError`` at the call).
     """
     from core.inference.driver import sample
     from core.inference.samplers.base import PosteriorSampler
@@ -257,4 +260,5 @@ def run(problem: Problem, sampler: Any = "hmc", schedule: Any = None, num_chains
     else:
         chosen = make_sampler(problem, sampler, schedule if schedule is not None else make_schedule(), **sampler_options)
     return sample(chosen, num_chains=num_chains, init=init, seed=seed, cancel=cancel, chunk_seconds=chunk_seconds,
-                  final_denoise=final_denoise, jit_compile=jit_compile, initial_centre=problem.initial_centre(init))
+                  final_denoise=final_denoise, jit_compile=jit_compile, initial_centre=problem.initial_centre(init),
+                  chunk_steps=chunk_steps)
