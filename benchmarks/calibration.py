@@ -22,7 +22,7 @@ the point estimate (posterior mean) with the truth; for samplers, the coverage `
 true value lies in the central ``q`` credible interval of the samples (empirical quantiles, :func:`core.analysis.summaries.interval_coverage`),
 for ``q = 0.68, 0.95``. A calibrated posterior with the true prior has ``E c_q ≈ q`` (up to the finite number of
 samples: with ``C`` samples the empirical interval covers slightly less, see ``expected_coverage``). Each number is the
-mean over maps with its standard error (standard deviation over maps / √num_maps).
+mean over maps with its standard error (standard deviation over maps / √num_maps; :mod:`benchmarks._tables`).
 
 Run ``python -m benchmarks.calibration --quick`` (a couple of minutes on a CPU) or without ``--quick`` for the
 fuller version; both print a JSON summary and write ``benchmarks/results/calibration[_quick].{json,md}``.
@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from benchmarks._tables import aggregate, fmt, run_or_report, write_report
 from core.options import DATA_SOURCES, DENOISERS, PRIORS, sampler_names
 
 logger = logging.getLogger("benchmarks.calibration")
@@ -108,6 +109,11 @@ def expected_coverage(num_samples: int, level: float, trials: int = 200_000, see
     return float(np.mean((t >= lo) & (t <= hi)))
 
 
+def expected_coverages(num_samples: int, levels: Sequence[float] = COVERAGE_LEVELS) -> dict[str, float]:
+    """``{"coverage_68": expected_coverage(num_samples, 0.68), …}`` for each of ``levels``."""
+    return {f"coverage_{int(round(q * 100))}": expected_coverage(num_samples, q) for q in levels}
+
+
 def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
     diff = estimate - truth
     return {
@@ -131,16 +137,6 @@ def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
         out[f"coverage_{int(round(q * 100))}_all_pixels"] = cov_all[q]
         out[f"coverage_{int(round(q * 100))}_top5pct"] = cov_peaks[q]
     out["mean_posterior_std"] = float(samples.std(axis=0, ddof=1)[sel].mean())
-    return out
-
-
-def _aggregate(per_map: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    keys = per_map[0].keys()
-    out = {}
-    for k in keys:
-        v = np.array([m[k] for m in per_map], float)
-        se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-        out[k] = {"mean": float(v.mean()), "se": se}
     return out
 
 
@@ -236,27 +232,19 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
             record(name, metrics, time.perf_counter() - t0)
         if progress:
             logger.info("map %d/%d done (%.0f s)", i + 1, config.num_maps, time.perf_counter() - start)
-    expected = {f"coverage_{int(round(q * 100))}": expected_coverage(config.num_chains, q) for q in COVERAGE_LEVELS}
+    expected = expected_coverages(config.num_chains)
     return {
         "config": {**dataclasses.asdict(config), "priors": list(config.priors)},
         "geometry": {"npix": geometry.npix, "pixel_size_arcmin": geometry.pixel_size_arcmin,
                      "observed_fraction": float(sel.mean()), "noise_std_per_pixel": float(noise.std[0, 0, 0]),
                      "truth_pixel_std": float(truths.std())},
         "expected_coverage_with_num_chains": expected,
-        "methods": {name: _aggregate(values) for name, values in per_method.items()},
+        "methods": {name: aggregate(values) for name, values in per_method.items()},
         "per_map": per_method,
         "seconds": {k: round(v, 2) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - start, 1),
         "notes": notes,
     }
-
-
-def _fmt(entry: dict[str, float] | None, digits: int = 3) -> str:
-    if entry is None:
-        return "–"
-    if np.isfinite(entry["se"]):
-        return f"{entry['mean']:.{digits}f} ± {entry['se']:.{digits}f}"
-    return f"{entry['mean']:.{digits}f}"
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -278,9 +266,9 @@ def markdown_table(result: dict[str, Any]) -> str:
     ]
     for name, m in result["methods"].items():
         lines.append(
-            f"| {name} | {_fmt(m['rmse'], 4)} | {_fmt(m['pearson'])} | {_fmt(m.get('coverage_68'))} | "
-            f"{_fmt(m.get('coverage_95'))} | {_fmt(m.get('coverage_95_top5pct'))} | "
-            f"{_fmt(m.get('mean_posterior_std'), 4)} |"
+            f"| {name} | {fmt(m['rmse'], 4)} | {fmt(m['pearson'])} | {fmt(m.get('coverage_68'))} | "
+            f"{fmt(m.get('coverage_95'))} | {fmt(m.get('coverage_95_top5pct'))} | "
+            f"{fmt(m.get('mean_posterior_std'), 4)} |"
         )
     lines += [
         "",
@@ -338,17 +326,12 @@ def config_from_args(args: argparse.Namespace) -> CalibrationConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = config_from_args(args)
-        result = run_calibration(config)
-    except ValueError as err:
-        sys.stderr.write(f"calibration: error: {err}\n")
+    result = run_or_report("calibration", lambda: run_calibration(config_from_args(args)))
+    if result is None:
         return 2
     stem = args.tag or ("calibration_quick" if args.quick else "calibration")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "per_map"}
-    (args.output_dir / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.output_dir / f"{stem}.md").write_text(markdown_table(result))
+    write_report(args.output_dir, stem, result, markdown_table(result))
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -38,7 +38,7 @@ posterior at the pixel holding each true halo with ``M ≥ mass_threshold`` (1e1
 std, are scaled by their own rms over the mask (the crude scale of ``scripts/cosmos_map.py``).
 
 **Error bars.** Per-map metrics: mean ± standard error over maps (sd/√M). Differences vs the Wiener filter (RMSE,
-r): the mean of the per-map differences ± their standard error (paired, :func:`paired_difference`); halo
+r): the mean of the per-map differences ± their standard error (paired, :func:`benchmarks._tables.paired_difference`); halo
 significances: pooled over the haloes of all maps, mean ± sd/√n, and the paired per-halo difference
 hybrid − Gaussian posterior. With ``C`` samples the ideal coverage of an empirical interval is
 :func:`benchmarks.calibration.expected_coverage` ``(C, q)`` (listed in the JSON).
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -61,7 +60,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from benchmarks.calibration import COVERAGE_LEVELS, _aggregate, _fmt, _point_metrics, _sample_metrics, expected_coverage
+from benchmarks._tables import aggregate, fmt, mean_se, paired_difference, run_or_report, write_report
+from benchmarks.calibration import _point_metrics, _sample_metrics, expected_coverages
 from core.options import sampler_names
 
 logger = logging.getLogger("benchmarks.halo_posterior")
@@ -136,16 +136,6 @@ def best_window(mask: np.ndarray, size: int) -> tuple[int, int]:
     return int(row), int(col)
 
 
-def paired_difference(values: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
-    """Mean of the per-map differences ``values − reference`` and its standard error (sd/√n; NaN for n = 1)."""
-    a, b = np.asarray(values, float), np.asarray(reference, float)
-    if a.shape != b.shape or a.ndim != 1 or a.size < 1:
-        raise ValueError(f"values and reference must be 1-D of the same non-zero length, got {a.shape} and {b.shape}")
-    d = a - b
-    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
-    return {"mean": float(d.mean()), "se": se, "n": int(d.size)}
-
-
 def halo_pixels(catalogue: Any, mask: np.ndarray, mass_min: float) -> tuple[np.ndarray, np.ndarray, Any]:
     """(rows, cols) of the pixels holding the haloes with ``mass ≥ mass_min`` whose pixel is observed, and the
     catalogue of those haloes (:class:`core.physics.halos.HaloCatalogue`)."""
@@ -178,8 +168,7 @@ def pooled(values: Sequence[float]) -> dict[str, float]:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return {"mean": float("nan"), "se": float("nan"), "n": 0}
-    return {"mean": float(v.mean()), "se": float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan"),
-            "n": int(v.size)}
+    return {**mean_se(v), "n": int(v.size)}
 
 
 # ------------------------------------------------------------------------------------------- set-up
@@ -354,7 +343,7 @@ def _summarise_scale(config: HaloPosteriorConfig, setup: ScaleSetup, per_method:
     gaussian_haloes = at_haloes["Gaussian posterior (exact)"]
     methods: dict[str, Any] = {}
     for name, values in per_method.items():
-        entry: dict[str, Any] = _aggregate(values)
+        entry: dict[str, Any] = aggregate(values)
         entry["num_maps"] = len(values)
         entry["significance_at_haloes"] = pooled(at_haloes[name])
         if name != "Wiener filter":
@@ -394,8 +383,7 @@ def run_benchmark(config: HaloPosteriorConfig) -> dict[str, Any]:
     scales = {scale: run_scale(config, scale, notes) for scale in config.scales}
     return {
         "config": dataclasses.asdict(config),
-        "expected_coverage_with_num_chains": {f"coverage_{int(round(q * 100))}": expected_coverage(config.num_chains, q)
-                                              for q in COVERAGE_LEVELS},
+        "expected_coverage_with_num_chains": expected_coverages(config.num_chains),
         "scales": scales,
         "notes": notes,
         "load_average_end": list(os.getloadavg()),
@@ -404,14 +392,6 @@ def run_benchmark(config: HaloPosteriorConfig) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- report
-def _fmt_diff(entry: Mapping[str, float] | None, digits: int = 4) -> str:
-    if entry is None:
-        return "–"
-    if np.isfinite(entry["se"]):
-        return f"{entry['mean']:+.{digits}f} ± {entry['se']:.{digits}f}"
-    return f"{entry['mean']:+.{digits}f}"
-
-
 def _layout_text(patch: Mapping[str, Any]) -> str:
     grid = f"the COSMOS {patch['cosmos_grid_npix']}² grid of {patch['pixel_size_arcmin']:.3g}′ pixels"
     if patch["layout"] == "rebin":
@@ -443,11 +423,11 @@ def markdown_table(result: dict[str, Any]) -> str:
         for name, m in res["methods"].items():
             vs = m.get("vs_wiener", {})
             lines.append(
-                f"| {name} | {m['num_maps']} | {_fmt(m['rmse'], 4)} | {_fmt_diff(vs.get('rmse'))} | {_fmt(m['pearson'])} "
-                f"| {_fmt_diff(vs.get('pearson'), 3)} | {_fmt(m.get('coverage_68'))} | {_fmt(m.get('coverage_95'))} "
-                f"| {_fmt(m.get('coverage_68_top5pct'))} | {_fmt(m.get('coverage_95_top5pct'))} "
-                f"| {_fmt(m['significance_at_haloes'], 2)} (n={m['significance_at_haloes']['n']}) "
-                f"| {_fmt(m['significance_random_mean'], 2)} | {m.get('nfe_per_chain') or '–'} | {m['seconds']:.0f} |")
+                f"| {name} | {m['num_maps']} | {fmt(m['rmse'], 4)} | {fmt(vs.get('rmse'), 4, signed=True)} "
+                f"| {fmt(m['pearson'])} | {fmt(vs.get('pearson'), 3, signed=True)} | {fmt(m.get('coverage_68'))} "
+                f"| {fmt(m.get('coverage_95'))} | {fmt(m.get('coverage_68_top5pct'))} | {fmt(m.get('coverage_95_top5pct'))} "
+                f"| {fmt(m['significance_at_haloes'], 2)} (n={m['significance_at_haloes']['n']}) "
+                f"| {fmt(m['significance_random_mean'], 2)} | {m.get('nfe_per_chain') or '–'} | {m['seconds']:.0f} |")
         lines.append("")
     lines += [
         f"Ideal coverage with {cfg['num_chains']} samples: 68% → {exp['coverage_68']:.3f}, 95% → {exp['coverage_95']:.3f}. "
@@ -527,17 +507,12 @@ def config_from_args(args: argparse.Namespace) -> HaloPosteriorConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = config_from_args(args)
-        result = run_benchmark(config)
-    except ValueError as err:
-        sys.stderr.write(f"halo_posterior: error: {err}\n")
+    result = run_or_report("halo_posterior", lambda: run_benchmark(config_from_args(args)))
+    if result is None:
         return 2
     result["command"] = "python -m benchmarks.halo_posterior " + " ".join(sys.argv[1:] if argv is None else argv)
     stem = args.tag or ("halo_posterior_quick" if args.quick else "halo_posterior")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.output_dir / f"{stem}.md").write_text(markdown_table(result))
+    write_report(args.output_dir, stem, result, markdown_table(result))
     print(markdown_table(result))
     return 0
 

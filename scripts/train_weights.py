@@ -28,45 +28,42 @@ from core.priors.training import train_main  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 
+#: The options every preset shares, in command-line order (``None``: set by each preset, left out when unset).
+BASE: dict[str, str | None] = {
+    "--output": None, "--pixel-size": None, "--npix": "64", "--field": None, "--source": None, "--z-source": "1.0",
+    "--channels": "16,32,64", "--blocks-per-scale": "2", "--init-weights": None,
+    "--steps": "3000", "--batch-size": "16", "--learning-rate": "2e-3", "--warmup-steps": "100",
+    "--sigma-min": "1e-3", "--sigma-max": "1.0", "--sigma-small": "0.05", "--small-fraction": "0.3",
+    "--val-maps": "64", "--val-every": "250", "--checkpoint-every": "250", "--checkpoint-dir": None, "--seed": None,
+}
+#: Per pixel scale: the pixel size and the run seed (0 at 0.87′, 1 at 0.29′).
+SCALES = {"0.87": (repr(104.4 / 120), "0"), "0.29": ("0.29", "1")}
+#: The halo presets fine-tune the lognormal weights of their scale on halo-model maps (steps: per preset).
+HALO_FINE_TUNE: dict[str, str | None] = {
+    "--source": "halo_model", "--learning-rate": "1e-3", "--warmup-steps": "50", "--val-every": "200",
+    "--checkpoint-every": "100",
+}
+
+
+def preset(scale: str, halo_steps: int | None = None) -> list[str]:
+    """The command line of the lognormal preset of ``scale`` or, with ``halo_steps``, of its halo fine-tuning."""
+    pixel_size, seed = SCALES[scale]
+    name = f"halo_{scale}" if halo_steps is not None else scale
+    options = {**BASE, "--output": str(WEIGHTS / f"hybrid_{name}arcmin"), "--pixel-size": pixel_size,
+               "--checkpoint-dir": f"/tmp/kappascope_train_{name}", "--seed": seed}
+    if halo_steps is None:
+        options["--field"] = "lognormal"
+    else:
+        options.update(HALO_FINE_TUNE)
+        options.update({"--init-weights": str(WEIGHTS / f"hybrid_{scale}arcmin"), "--steps": str(halo_steps)})
+    return [item for key, value in options.items() if value is not None for item in (key, value)]
+
+
 PRESETS: dict[str, list[str]] = {
-    "0.87": [
-        "--output", str(WEIGHTS / "hybrid_0.87arcmin"),
-        "--pixel-size", repr(104.4 / 120), "--npix", "64", "--field", "lognormal", "--z-source", "1.0",
-        "--channels", "16,32,64", "--blocks-per-scale", "2",
-        "--steps", "3000", "--batch-size", "16", "--learning-rate", "2e-3", "--warmup-steps", "100",
-        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
-        "--val-maps", "64", "--val-every", "250", "--checkpoint-every", "250",
-        "--checkpoint-dir", "/tmp/kappascope_train_0.87", "--seed", "0",
-    ],
-    "0.29": [
-        "--output", str(WEIGHTS / "hybrid_0.29arcmin"),
-        "--pixel-size", "0.29", "--npix", "64", "--field", "lognormal", "--z-source", "1.0",
-        "--channels", "16,32,64", "--blocks-per-scale", "2",
-        "--steps", "3000", "--batch-size", "16", "--learning-rate", "2e-3", "--warmup-steps", "100",
-        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
-        "--val-maps", "64", "--val-every", "250", "--checkpoint-every", "250",
-        "--checkpoint-dir", "/tmp/kappascope_train_0.29", "--seed", "1",
-    ],
-    "halo0.87": [
-        "--output", str(WEIGHTS / "hybrid_halo_0.87arcmin"),
-        "--pixel-size", repr(104.4 / 120), "--npix", "64", "--source", "halo_model", "--z-source", "1.0",
-        "--channels", "16,32,64", "--blocks-per-scale", "2",
-        "--init-weights", str(WEIGHTS / "hybrid_0.87arcmin"),
-        "--steps", "450", "--batch-size", "16", "--learning-rate", "1e-3", "--warmup-steps", "50",
-        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
-        "--val-maps", "64", "--val-every", "200", "--checkpoint-every", "100",
-        "--checkpoint-dir", "/tmp/kappascope_train_halo_0.87", "--seed", "0",
-    ],
-    "halo0.29": [
-        "--output", str(WEIGHTS / "hybrid_halo_0.29arcmin"),
-        "--pixel-size", "0.29", "--npix", "64", "--source", "halo_model", "--z-source", "1.0",
-        "--channels", "16,32,64", "--blocks-per-scale", "2",
-        "--init-weights", str(WEIGHTS / "hybrid_0.29arcmin"),
-        "--steps", "800", "--batch-size", "16", "--learning-rate", "1e-3", "--warmup-steps", "50",
-        "--sigma-min", "1e-3", "--sigma-max", "1.0", "--sigma-small", "0.05", "--small-fraction", "0.3",
-        "--val-maps", "64", "--val-every", "200", "--checkpoint-every", "100",
-        "--checkpoint-dir", "/tmp/kappascope_train_halo_0.29", "--seed", "1",
-    ],
+    "0.87": preset("0.87"),
+    "0.29": preset("0.29"),
+    "halo0.87": preset("0.87", halo_steps=450),
+    "halo0.29": preset("0.29", halo_steps=800),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,31 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port, listening_addresses
+
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 EXIT_LIMIT_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses (hex, as in /proc/net/tcp*) of sockets listening on ``port``."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, hex_port = fields[1].split(":")
-            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
-                found.add(address)
-    return found
 
 
 def is_loopback(hex_address: str) -> bool:
@@ -93,3 +72,69 @@ def test_server_listens_on_loopback_only_and_exits_on_sigint():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+#: ``python -m dashboard`` (its real ``main``) while a session's run is blocked inside a compiled chunk (test-only: a
+#: ``tf.function`` whose ``tf.py_function`` sleeps two minutes and never looks at the cancel event, like a transition
+#: of the learned prior at 360²). It prints STUCK on stdout once the worker is inside that chunk.
+_STUCK_SERVER = r"""
+import sys, threading, time
+from core.cli.dispatch import quiet_tensorflow
+quiet_tensorflow()
+import tensorflow as tf
+from dashboard.runner import RunController
+
+inside = threading.Event()
+
+@tf.function
+def chunk(x):
+    def hold(value):
+        inside.set()
+        time.sleep(120)
+        return value
+    return tf.py_function(hold, [x], tf.float32)
+
+class Snapshot:
+    def __init__(self, step):
+        self.step, self.total_steps, self.done, self.elapsed_s = step, 10, False, 0.1 * step
+
+def sample(context, cancel):
+    yield Snapshot(1)
+    chunk(tf.zeros(()))
+    yield Snapshot(2)
+
+controller = RunController("stuck session")
+controller.start(lambda: None, sample)
+assert inside.wait(600), "the worker never entered the chunk"
+sys.stdout.write("STUCK\n")
+sys.stdout.flush()
+from dashboard.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_exits_promptly_while_a_run_is_inside_a_long_chunk():
+    """#14: SIGTERM while a session's worker is inside an uninterruptible two-minute chunk: the server exits within
+    EXIT_LIMIT_S with status 128 + SIGTERM (the run is stopped at once; nothing waits for the chunk)."""
+    import select
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", _STUCK_SERVER, "--port", str(port), "--no-show"], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 600)  # TensorFlow start-up: slow on a loaded machine
+        assert ready and process.stdout.readline().strip() == b"STUCK", process.poll()
+        wait_listening(process, port)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        rc = process.wait(timeout=EXIT_LIMIT_S + 30)
+        exit_s = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert rc == 128 + signal.SIGTERM, process.stderr.read().decode()[-2000:]
+    assert exit_s <= EXIT_LIMIT_S, f"exit took {exit_s:.2f} s after SIGTERM"
+    print(f"SIGTERM with a run inside a 120 s chunk: exit {rc} after {exit_s:.2f} s")

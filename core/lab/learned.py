@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from core.inference.guidance import check_positive_finite
 from core.lab.targets import LabTarget
 
 __all__ = ["ScoreMLP", "TrainingResult", "train_score_model", "score_error"]
@@ -75,16 +76,6 @@ class TrainingResult:
     sigma_max: float = 0.0
 
 
-def _positive(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
-
-
 def train_score_model(
     target: LabTarget,
     sigma_min: float = 0.02,
@@ -108,14 +99,14 @@ def train_score_model(
     """
     if not isinstance(target, LabTarget):
         raise ValueError(f"target must be a LabTarget, got {type(target).__name__}")
-    sigma_min, sigma_max = _positive(sigma_min, "sigma_min"), _positive(sigma_max, "sigma_max")
+    sigma_min, sigma_max = check_positive_finite(sigma_min, "sigma_min"), check_positive_finite(sigma_max, "sigma_max")
     if sigma_min >= sigma_max:
         raise ValueError(f"sigma_min must be below sigma_max, got {sigma_min} ≥ {sigma_max}")
     for value, name in ((num_steps, "num_steps"), (batch_size, "batch_size"), (num_samples, "num_samples"),
                         (report_every, "report_every")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    learning_rate = _positive(learning_rate, "learning_rate")
+    learning_rate = check_positive_finite(learning_rate, "learning_rate")
     start = time.perf_counter()
     data = target.sample(num_samples, seed=[seed, 101]).numpy().astype(np.float32)
     data_t = tf.constant(data)

@@ -45,7 +45,6 @@ Chains start from ``σ_max z`` (``init="noise"``, the variance-exploding convent
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -68,6 +67,7 @@ from core.inference.kernels import (
     SigmaStepSize,
     StepSizeAdaptation,
 )
+from core.inference.guidance import check_positive_finite
 from core.inference.schedules import GeometricSchedule, Schedule
 from core.lab.targets import LabTarget
 
@@ -140,16 +140,6 @@ def _check_int(value: Any, name: str, minimum: int, maximum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}")
     return int(value)
-
-
-def _check_positive(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
 
 
 class _CompiledSampler:
@@ -389,7 +379,7 @@ class LabRun:
         self.sampler = sampler
         self.schedule = schedule
         self.num_chains = _check_int(num_chains, "num_chains", 1, MAX_CHAINS)
-        self.step_size = _check_positive(step_size, "step_size")
+        self.step_size = check_positive_finite(step_size, "step_size")
         self.num_leapfrog_steps = _check_int(num_leapfrog_steps, "num_leapfrog_steps", 1, MAX_LEAPFROG)
         self.seed = _check_int(seed, "seed", 0, 2**31 - 2)
         self.highlight = _check_int(highlight, "highlight", 0, self.num_chains - 1)
@@ -414,7 +404,7 @@ class LabRun:
 
     def set_step_size(self, step_size: float) -> None:
         """Change ``ε₀`` mid-run (the inner kernel restarts at the current state and σ; no retracing)."""
-        value = _check_positive(step_size, "step_size")
+        value = check_positive_finite(step_size, "step_size")
         if self._results_cache is not None:
             self._results = self._compiled.restart_inner(self._state, self._results, value)
         self.step_size = value

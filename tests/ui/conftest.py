@@ -1,17 +1,17 @@
 """Browser-test fixtures: Debian's Chromium driven by Playwright, and the dashboard served on a free port.
 
-The server runs in this process (``dashboard.app.serve(..., threaded=True)``) so the tests can also check
-server-side state (no worker thread left after a session closes). Unused sessions are reaped after about a
-second instead of Bokeh's default 15–30 s.
+The server runs in this process (``dashboard.app.serve(..., threaded=True)``, :func:`tests.helpers.serving_dashboard`)
+so the tests can also check server-side state (no worker thread left after a session closes). Unused sessions are
+reaped after about a second instead of Bokeh's default 15–30 s.
 """
 from __future__ import annotations
 
 import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import serving_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -46,28 +46,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server_url():
-    from dashboard.app import serve
-
-    port = _free_port()
-    server = serve(port=port, show=False, address="127.0.0.1", threaded=True,
-                   websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"],
-                   check_unused_sessions_milliseconds=500, unused_session_lifetime_milliseconds=500)
-    deadline = time.monotonic() + 60
-    while True:  # wait for the port only: a GET of "/" would build a whole session
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}/"
-    server.stop()
+    with serving_dashboard() as url:
+        yield url

@@ -6,51 +6,30 @@ and the lab is opened at ``/lab``. Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
+import helpers as ui_helpers  # tests/ui/helpers.py
+from tests.helpers import serving_dashboard
+
 TIMEOUT_MS = 180_000  # the first frame traces the kernel graph: slow on a shared 2-core machine
 SMALL = "num_chains=200&teaching=false&speed=1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab_url():
-    from dashboard.app import ROUTES, serve
+    from dashboard.app import ROUTES
 
     assert "/lab" in ROUTES
-    port = _free_port()
-    server = serve(port=port, show=False, address="127.0.0.1", threaded=True,
-                   websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"],
-                   check_unused_sessions_milliseconds=500, unused_session_lifetime_milliseconds=500)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}/lab"
-    server.stop()
+    with serving_dashboard() as url:  # a server of this module's own
+        yield f"{url}lab"
 
 
 def wait_until(predicate, timeout_s: float = TIMEOUT_MS / 1000, interval_s: float = 0.3) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
+    """``tests/ui/helpers.py``'s ``wait_until`` with this module's longer timeout."""
+    return ui_helpers.wait_until(predicate, timeout_s, interval_s)
 
 
 def text_of(page: Page, css_class: str) -> str:

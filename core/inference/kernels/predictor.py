@@ -8,7 +8,9 @@ predictor–corrector sampler; the MCMC transitions at ``σ_to`` are the correct
 
 It is a non-equilibrium move between targets, like the change of σ itself; for a target that is exactly the
 σ-convolution of a fixed density it transports ``p_{σ_from}`` to ``p_{σ_to}`` up to the discretisation error of
-order ``1 − σ_to²/σ_from²``. Cost: one score evaluation per chain and move (``num_score_evaluations``).
+order ``1 − σ_to²/σ_from²``. Cost: one score evaluation per chain and move (``num_score_evaluations``);
+:meth:`ReverseDiffusionPredictor.move` takes ``s_{σ_from}(x)`` as an argument instead (a kernel that caches the
+score at its state, like the predictor–corrector kernel, moves at no extra evaluation).
 """
 from __future__ import annotations
 
@@ -30,9 +32,14 @@ class ReverseDiffusionPredictor:
         self.score_fn = score_fn
 
     def __call__(self, state: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor, seed: Any) -> tf.Tensor:
+        return self.move(state, self.score_fn(state, sigma_from), sigma_from, sigma_to, seed)
+
+    @staticmethod
+    def move(state: tf.Tensor, score: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor, seed: Any) -> tf.Tensor:
+        """The Euler–Maruyama move given ``score = s_{σ_from}(state)`` (no score evaluation)."""
         dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
         noise = tf.random.stateless_normal(tf.shape(state), seed=seed, dtype=state.dtype)
-        return state + dvar * self.score_fn(state, sigma_from) + tf.sqrt(dvar) * noise
+        return state + dvar * score + tf.sqrt(dvar) * noise
 
     def __repr__(self) -> str:
         return f"ReverseDiffusionPredictor({getattr(self.score_fn, '__qualname__', type(self.score_fn).__name__)})"

@@ -6,7 +6,8 @@ std ``σ_0``) and transition ``i`` (``i = 0 … L−2``) moves them from ``σ_i`
 ``s(x, σ) ≈ ∇ log p_σ(x | y)``:
 
 * **Euler–Maruyama** (``integrator="euler_maruyama"``) of the reverse VE SDE, ``Δ_i = σ_i² − σ_{i+1}²``:
-  ``x ← x + Δ_i s(x, σ_i) + √Δ_i z``  (1 score evaluation);
+  ``x ← x + Δ_i s(x, σ_i) + √Δ_i z``  (1 score evaluation; the move of
+  :class:`~core.inference.kernels.ReverseDiffusionPredictor`, given the cached score);
 * **Heun** (``integrator="heun"``) of the probability-flow ODE ``dx/dσ = −σ s(x, σ)``, with ``h = σ_{i+1} − σ_i``:
   ``d₀ = −σ_i s(x, σ_i)``, ``x̃ = x + h d₀``, ``d₁ = −σ_{i+1} s(x̃, σ_{i+1})``, ``x ← x + ½h(d₀ + d₁)``
   (2 evaluations; deterministic, 2nd order: on a Gaussian its variance error at 50 geometric levels from 0.5 to
@@ -17,6 +18,13 @@ std ``σ_0``) and transition ``i`` (``i = 0 … L−2``) moves them from ``σ_i`
   ``A = M⁻¹`` as the annealed samplers (``mass="auto"``: the Fourier posterior-variance metric for exact priors,
   its prior-capped variant for learned ones) and a constant step ``ε`` relative to that metric (Langevin 0.05;
   HMC ``min(1, (4/(L√d))^{1/3})``, adapted towards 70 % acceptance across levels, frozen at the last one).
+
+  Adaptation: the corrector at each level is wrapped in :class:`~core.inference.kernels.StepSizeAdaptation`
+  whose "step size" is the factor ``ε/ε(σ)`` on the level's nominal step (getter and setter divide and multiply
+  by ``ε(σ)``), so one factor carries over from level to level (``step_scale`` in the results) and moves by
+  ``log ε ← log ε + 0.05 (ᾱ − α*)`` after each corrector step (``α*`` = ``target_accept_prob``, 0.7); its step
+  counter counts corrector steps (``K`` per transition), and it adapts for the first ``K (L − 2)`` of them, i.e. at
+  every level but the last.
 
 For ``"pc"`` the score is the tempered-likelihood posterior score of the annealed samplers,
 ``s = ∇ log L_σ(y | x) + ∇ log p_σ(x)`` (``posterior.score``). The reverse SDE of that family is not exact (the tempered
@@ -37,7 +45,7 @@ The schedule's ``steps_per_level`` is not used: a run is ``L − 1`` transitions
 from __future__ import annotations
 
 import collections
-import math
+import dataclasses
 import weakref
 from typing import Any, Callable, ClassVar
 
@@ -46,7 +54,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import unnest
 
-from core.inference.samplers.annealed import effective_noise_variance
+from core.inference.kernels import ReverseDiffusionPredictor, StepSizeAdaptation, StepSizeAdaptationResults
+from core.inference.samplers.annealed import ADAPTATION_RATE, default_step_size, effective_noise_variance, resolve_defaults
 from core.inference.samplers.base import PosteriorSampler
 from core.inference.samplers.diffusion_options import INTEGRATORS
 from core.inference.schedules import Schedule
@@ -57,18 +66,18 @@ ScoreFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 SIMPSON_INTERVALS = 4
 LANGEVIN_STEP = 0.05
 TARGET_ACCEPT = 0.7
-ADAPTATION_RATE = 0.05
 
 
 class ReverseDiffusionResults(
     collections.namedtuple(
         "ReverseDiffusionResults",
-        ["step", "level", "sigma", "nfe", "grads_target_log_prob", "is_accepted", "step_size", "log_step_scale", "seed"],
+        ["step", "level", "sigma", "nfe", "grads_target_log_prob", "is_accepted", "step_size", "step_scale", "seed"],
     )
 ):
     """``step`` transitions done; ``level``/``sigma`` of the state; ``nfe`` per chain so far; ``grads_target_log_prob`` the cached
     ``s(state, sigma)``; ``is_accepted`` ``(C,)`` of the last corrector step (all true without a Metropolis test);
-    ``step_size`` of the corrector (0 without); ``log_step_scale`` the adapted log factor on it."""
+    ``step_size`` of the corrector (0 without); ``step_scale`` the adapted factor ``ε/ε(σ)`` on its nominal step
+    size (1 without adaptation)."""
 
     __slots__ = ()
 
@@ -92,7 +101,7 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
         NFE of one corrector step (its bootstrap counts ``score_cost``).
     adapt_step_size:
         Robbins–Monro adaptation of the corrector's ``step_size`` towards ``target_accept_prob`` (Metropolis
-        correctors only), frozen at the last level.
+        correctors only, through :class:`~core.inference.kernels.StepSizeAdaptation`), frozen at the last level.
     """
 
     def __init__(
@@ -168,9 +177,7 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             score_fn = p["score_fn"]
             nfe = prev.nfe
             if p["integrator"] == "euler_maruyama":
-                dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
-                noise = tf.random.stateless_normal(tf.shape(x), seed=predictor_seed, dtype=tf.float32)
-                x = x + dvar * prev.grads_target_log_prob + tf.sqrt(dvar) * noise
+                x = ReverseDiffusionPredictor.move(x, prev.grads_target_log_prob, sigma_from, sigma_to, predictor_seed)
             else:
                 h = sigma_to - sigma_from
                 d0 = -sigma_from * prev.grads_target_log_prob
@@ -179,51 +186,58 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
                 x = x + 0.5 * h * (d0 + d1)
                 nfe = nfe + p["score_cost"]
             level = tf.cast(i + 1, tf.int32)
-            log_scale = prev.log_step_scale
+            step_scale = prev.step_scale
             if p["num_corrector_steps"] == 0:
                 score = tf.convert_to_tensor(score_fn(x, sigma_to), tf.float32)
                 nfe = nfe + p["score_cost"]
                 accepted = tf.ones(self._batch_shape(x), tf.bool)
                 step_size = tf.constant(0.0, tf.float32)
             else:
-                x, score, accepted, step_size, log_scale = self._correct(x, sigma_to, level, log_scale, corrector_seed)
+                x, score, accepted, step_size, step_scale = self._correct(x, sigma_to, prev.step, step_scale, corrector_seed)
                 nfe = nfe + p["score_cost"] + p["num_corrector_steps"] * p["corrector_cost"]
             return x, ReverseDiffusionResults(
                 step=prev.step + 1, level=level, sigma=sigma_to, nfe=nfe, grads_target_log_prob=score, is_accepted=accepted,
-                step_size=step_size, log_step_scale=log_scale, seed=seed,
+                step_size=step_size, step_scale=step_scale, seed=seed,
             )
 
-    def _correct(self, x: tf.Tensor, sigma: tf.Tensor, level: tf.Tensor, log_scale: tf.Tensor, seed: Any) -> tuple[tf.Tensor, ...]:
+    def _correct(self, x: tf.Tensor, sigma: tf.Tensor, transitions_done: tf.Tensor, step_scale: tf.Tensor,
+                 seed: Any) -> tuple[tf.Tensor, ...]:
+        """``num_corrector_steps`` corrector steps at ``sigma``: ``(x, score, is_accepted, step_size, step_scale)``."""
         p = self._parameters
+        num_steps = p["num_corrector_steps"]
         kernel = p["make_corrector"](sigma)
-        inner = kernel.bootstrap_results(x)
-        adapt = p["adapt_step_size"] and unnest.has_nested(inner, "step_size") and unnest.has_nested(inner, "log_accept_ratio")
-        base = tf.convert_to_tensor(unnest.get_innermost(inner, "step_size"), tf.float32) if unnest.has_nested(inner, "step_size") else None
-        last_level = tf.constant(self.num_transitions, tf.int32)
+        results = kernel.bootstrap_results(x)
+        has_step = unnest.has_nested(results, "step_size")
+        if p["adapt_step_size"] and has_step and unnest.has_nested(results, "log_accept_ratio"):
+            nominal = tf.convert_to_tensor(unnest.get_innermost(results, "step_size"), tf.float32)
+            kernel = StepSizeAdaptation(
+                kernel, num_adaptation_steps=num_steps * (self.num_transitions - 1),
+                target_accept_prob=p["target_accept_prob"], adaptation_rate=ADAPTATION_RATE,
+                step_size_setter_fn=lambda r, scale: unnest.replace_innermost(r, step_size=nominal * scale),
+                step_size_getter_fn=lambda r: tf.cast(unnest.get_innermost(r, "step_size"), tf.float32) / nominal,
+            )
+            # resume the adaptation where the last level left it (fresh inner results: the state has moved)
+            results = StepSizeAdaptationResults(
+                inner_results=results, target_accept_prob=tf.constant(kernel.target_accept_prob, tf.float32),
+                adaptation_rate=tf.constant(kernel.adaptation_rate, tf.float32), step=transitions_done * num_steps,
+                new_step_size=step_scale,
+            )
 
-        def body(k: tf.Tensor, x: tf.Tensor, inner: Any, log_scale: tf.Tensor, accepted: tf.Tensor) -> tuple[Any, ...]:
-            if adapt:
-                inner = unnest.replace_innermost(inner, step_size=base * tf.exp(log_scale))
-            step_seed = tf.random.experimental.stateless_fold_in(seed, k)
-            x, inner = kernel.one_step(x, inner, seed=step_seed)
-            if unnest.has_nested(inner, "is_accepted"):
-                accepted = tf.cast(unnest.get_innermost(inner, "is_accepted"), tf.bool)
-            if adapt:
-                log_ratio = unnest.get_innermost(inner, "log_accept_ratio")
-                safe = tf.where(tf.math.is_finite(log_ratio), log_ratio, tf.constant(-np.inf, log_ratio.dtype))
-                mean_accept = tf.reduce_mean(tf.exp(tf.minimum(safe, 0.0)))
-                update = ADAPTATION_RATE * (mean_accept - p["target_accept_prob"])
-                log_scale = log_scale + tf.where(level < last_level, update, 0.0)
-            return k + 1, x, inner, log_scale, accepted
+        def body(k: tf.Tensor, x: tf.Tensor, results: Any, accepted: tf.Tensor) -> tuple[Any, ...]:
+            x, results = kernel.one_step(x, results, seed=tf.random.experimental.stateless_fold_in(seed, k))
+            if unnest.has_nested(results, "is_accepted"):
+                accepted = tf.cast(unnest.get_innermost(results, "is_accepted"), tf.bool)
+            return k + 1, x, results, accepted
 
-        accepted0 = tf.ones(self._batch_shape(x), tf.bool)
-        _, x, inner, log_scale, accepted = tf.while_loop(
-            lambda k, *_: k < p["num_corrector_steps"], body, (tf.constant(0), x, inner, log_scale, accepted0),
-            maximum_iterations=p["num_corrector_steps"],
+        _, x, results, accepted = tf.while_loop(
+            lambda k, *_: k < num_steps, body, (tf.constant(0), x, results, tf.ones(self._batch_shape(x), tf.bool)),
+            maximum_iterations=num_steps,
         )
-        score = tf.convert_to_tensor(unnest.get_innermost(inner, "grads_target_log_prob"), tf.float32)
-        step = unnest.get_innermost(inner, "step_size") if base is not None else tf.constant(0.0)
-        return x, score, accepted, tf.reduce_mean(tf.cast(step, tf.float32)), log_scale
+        score = tf.convert_to_tensor(unnest.get_innermost(results, "grads_target_log_prob"), tf.float32)
+        step_size = tf.cast(unnest.get_innermost(results, "step_size"), tf.float32) if has_step else tf.constant(0.0)
+        if isinstance(results, StepSizeAdaptationResults):
+            step_scale = results.new_step_size
+        return x, score, accepted, tf.reduce_mean(step_size), step_scale
 
     def bootstrap_results(self, init_state: tf.Tensor) -> ReverseDiffusionResults:
         x = tf.convert_to_tensor(init_state, tf.float32)
@@ -236,7 +250,7 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             grads_target_log_prob=tf.convert_to_tensor(self._parameters["score_fn"](x, sigma0), tf.float32),
             is_accepted=tf.ones(self._batch_shape(x), tf.bool),
             step_size=tf.constant(0.0, tf.float32),
-            log_step_scale=tf.constant(0.0, tf.float32),
+            step_scale=tf.constant(1.0, tf.float32),
             seed=tf.zeros([2], tf.int32),
         )
 
@@ -335,12 +349,9 @@ class PredictorCorrector(DiffusionSampler):
     def _mass_fn(self) -> Callable[[tf.Tensor], Any]:
         from core.inference.kernels import FourierDiagonalMass, IdentityMass, posterior_mode_variance
 
-        mass = self.options["mass"]
-        learned = not bool(getattr(self.posterior, "has_log_prob", True))
+        mass, _ = resolve_defaults(self.posterior, self.options["mass"], predictor="none")
         noise_var = effective_noise_variance(getattr(self.posterior, "likelihood", None))
         power_map = getattr(self.posterior, "power_map", None)
-        if mass == "auto":
-            mass = "identity" if power_map is None or noise_var is None else ("fourier_capped" if learned else "fourier")
         if mass in ("fourier", "fourier_capped"):
             if power_map is None or noise_var is None:
                 raise ValueError(f"mass={mass!r} needs a prior with a power_map and a likelihood with inverse_variance")
@@ -358,21 +369,17 @@ class PredictorCorrector(DiffusionSampler):
         from core.inference.kernels import ScoreHMC, ScoreULA
 
         mass_fn = self._mass_fn()
-        identity = self._resolved_mass == "identity"
-        sigma_floor = float(self.schedule.last_sigma)
         kind = self.options["corrector"]
         leapfrog = int(self.options["num_leapfrog_steps"])
-        d = float(self.posterior.geometry.num_pixels)
+        # ε(σ) as for the annealed ULA / HMC (constant with the Fourier metric, which already scales with σ); the
+        # Langevin corrector's own base step 0.05
+        step_size = default_step_size("ula" if kind == "langevin" else "hmc", self._resolved_mass, self.schedule,
+                                      self.posterior.geometry.num_pixels, leapfrog)
         base = self.options["corrector_step_size"]
-        if base is None:
-            base = LANGEVIN_STEP if kind == "langevin" else min(1.0, (4.0 / (leapfrog * math.sqrt(d))) ** (1.0 / 3.0))
-        base = float(base)
-        exponent = 2.0 if kind == "langevin" else 1.0
-
-        def step_size(sigma: tf.Tensor) -> tf.Tensor:
-            if not identity:  # the Fourier metric already scales with σ
-                return tf.constant(base, tf.float32)
-            return base * tf.pow(tf.square(sigma) + sigma_floor**2, 0.5 * exponent)
+        if base is None and kind == "langevin":
+            base = LANGEVIN_STEP
+        if base is not None:
+            step_size = dataclasses.replace(step_size, base=float(base))
 
         posterior = self.posterior
 
