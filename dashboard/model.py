@@ -183,18 +183,24 @@ class RunModel(param.Parameterized):
                     if not getattr(snapshot, "done", False):
                         yield snapshot
                     else:  # record before yielding: the runner stops asking after the last final snapshot
-                        self._record(label, problem, snapshot, time.monotonic() - started)
+                        self._record(label, problem, snapshot, time.monotonic() - started, cancel)
                         yield snapshot if i == len(variants) - 1 else dataclasses.replace(snapshot, done=False)
                     if cancel.is_set():
                         return
         return sample
 
-    def _record(self, label: str, problem: Problem, snapshot: Any, seconds: float) -> None:
+    def _record(self, label: str, problem: Problem, snapshot: Any, seconds: float, cancel: threading.Event) -> None:
+        """Keep a finished variant, unless its run was stopped (a chunk finished after Stop is never shown)."""
         rmse, coverage = score_against_truth(problem, snapshot)
         nfe = getattr(snapshot, "nfe", None)
-        self.variants[label] = Variant(label, problem, snapshot, float(getattr(snapshot, "elapsed_s", seconds)),
-                                       None if nfe is None else float(nfe), rmse, coverage)
-        self.variants_version += 1
+        variant = Variant(label, problem, snapshot, float(getattr(snapshot, "elapsed_s", seconds)),
+                          None if nfe is None else float(nfe), rmse, coverage)
+
+        def keep() -> None:
+            self.variants[label] = variant
+            self.variants_version += 1
+
+        self.controller.commit(cancel, keep)
 
     def _start_comparison(self, kind: str, variants: list[tuple[str, Callable[[], Problem], dict[str, Any]]]) -> bool:
         if self.controller.is_active:

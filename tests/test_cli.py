@@ -482,6 +482,125 @@ def test_quiet_successful_run_has_empty_stderr(data, tmp_path) -> None:
     assert out.exists()
 
 
+#: A ``kappascope sample`` whose first transition inside a compiled chunk blocks for a minute (test-only: the
+#: Gaussian prior's score is wrapped in a ``tf.py_function`` that sleeps, like a transition of the learned prior at
+#: 360², which takes seconds). It prints SLOW on stdout once the worker is inside that transition.
+_SLOW_SAMPLE = r"""
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background parent may ignore SIGINT)
+from core.cli.dispatch import quiet_tensorflow
+quiet_tensorflow()  # as the command does, before TensorFlow is imported: start-up lines stay off stderr
+import tensorflow as tf
+from core.priors.gaussian import GaussianPrior
+
+original = GaussianPrior.score
+
+def slow_score(self, kappa, sigma=0.0):
+    out = original(self, kappa, sigma)
+    if tf.executing_eagerly():
+        return out  # the initial state and the Wiener map: fast; only the compiled chunks are slowed
+
+    def hold(x):
+        sys.stdout.write("SLOW\n")
+        sys.stdout.flush()
+        time.sleep(60)
+        return x
+
+    held = tf.py_function(hold, [out], tf.float32)
+    held.set_shape(out.shape)
+    return held
+
+GaussianPrior.score = slow_score
+from core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_inside_a_slow_transition_exits_130_at_once_and_keeps_the_output(data, tmp_path) -> None:
+    """#14: SIGINT while a transition takes a minute: exit status 130 within a few seconds, one error line on stderr
+    (--quiet), the existing output untouched (even with --overwrite) and no temporary file left."""
+    import select
+    import signal
+    import time
+
+    out = tmp_path / "kept.fits"
+    out.write_bytes(b"the previous result")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    process = subprocess.Popen([sys.executable, "-c", _SLOW_SAMPLE, "sample", "--shear", str(data["shear"]), "--std",
+                                str(data["std"]), "-o", str(out), "--overwrite", *FAST], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 900)  # start-up: slow on a loaded machine
+        assert ready and process.stdout.readline().strip() == "SLOW", process.poll()
+        time.sleep(0.5)  # well inside the minute-long transition
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        rc = process.wait(timeout=30)
+        exit_s = time.monotonic() - sent
+        err = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert rc == 130, err
+    assert _single_error_line(err) == "kappascope sample: error: interrupted; no output written"
+    assert exit_s <= 3.0, f"exit took {exit_s:.2f} s after SIGINT"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.fits"]
+    assert out.read_bytes() == b"the previous result"
+    print(f"SIGINT inside a 60 s transition: exit 130 after {exit_s:.2f} s")
+
+
+def test_interrupted_wait_abandons_a_busy_worker_and_arms_the_exit_hook(monkeypatch) -> None:
+    """Ctrl-C while the worker is busy: cancel is set, KeyboardInterrupt re-raised, and the exit hook is armed and
+    would end the process (the worker is still running). Guards against ``Thread.is_alive`` after an interrupted
+    ``join``, which on Python <= 3.12 says False for a running thread (the hook was then never armed)."""
+    import signal
+    import threading
+
+    hooks, exits = [], []
+    monkeypatch.setattr(cli_sample.atexit, "register", lambda fn, *args: hooks.append((fn, args)))
+    monkeypatch.setattr(cli_sample.os, "_exit", exits.append)
+    busy, release, cancel = threading.Event(), threading.Event(), threading.Event()
+
+    def work() -> str:
+        busy.set()
+        release.wait(60)  # like a compiled chunk: it does not look at ``cancel``
+        return "late"
+
+    def interrupt_when_busy() -> None:
+        busy.wait(60)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background parent may ignore SIGINT
+    try:
+        threading.Thread(target=interrupt_when_busy, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            cli_sample.run_interruptibly(work, cancel)
+        assert cancel.is_set() and len(hooks) == 1
+        hook, args = hooks[0]
+        hook(*args)  # at exit, with the worker still inside its chunk: ends the process with 130
+        assert exits == [cli_sample.INTERRUPTED_STATUS]
+        release.set()
+        assert args[0].wait(60)  # the worker has finished: the hook now lets the interpreter exit normally
+        hook(*args)
+        assert exits == [cli_sample.INTERRUPTED_STATUS]
+    finally:
+        release.set()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_worker_result_and_errors_reach_the_caller() -> None:
+    import threading
+
+    assert cli_sample.run_interruptibly(lambda: 42, threading.Event()) == 42
+
+    def fail() -> None:
+        raise ValueError("--std: bad")
+
+    with pytest.raises(ValueError, match="--std: bad"):
+        cli_sample.run_interruptibly(fail, threading.Event())
+
+
 def _catalogue_file(path: Path, **columns: Any) -> Path:
     Table(columns).write(path)
     return path

@@ -16,7 +16,9 @@ The problem (observation → likelihood → prior → posterior) is built by :fu
 each with the celestial WCS of the input and a primary header recording the software version, date, command line,
 input files, every setting, the seed and the run diagnostics (:mod:`core.analysis.diagnostics`). The file is written
 to a temporary name in the output folder and renamed when complete, so an error or Ctrl-C never leaves a partial file;
-the folder is checked for writing before any work.
+the folder is checked for writing before any work. The computation runs on a worker thread while the main thread
+waits (:func:`run_interruptibly`): Ctrl-C ends the command with exit status 130 within a fraction of a second, even in
+the middle of a transition that takes seconds (a compiled chunk cannot be interrupted; it is abandoned).
 
 A run whose chains never moved, or whose Metropolis acceptance stayed ≈ 0 (e.g. ``--step-size 1e30``), is
 degenerate: its "samples" are the initial state. It is reported and exits 1 unless ``--allow-degenerate``.
@@ -24,11 +26,13 @@ degenerate: its "samples" are the initial state. It is reported and exits 1 unle
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +47,8 @@ from core.cli.args import (
     positive_float,
 )
 
-__all__ = ["OUTPUT_HDUS", "add_sample_parser", "usage_checks", "file_checks", "run_sample", "write_atomically"]
+__all__ = ["OUTPUT_HDUS", "add_sample_parser", "usage_checks", "file_checks", "run_sample", "run_interruptibly",
+           "write_atomically"]
 
 logger = logging.getLogger("kappascope")
 
@@ -294,9 +299,22 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Run ``kappascope sample`` for parsed, usage-checked arguments; returns the summary dict.
 
     Raises :class:`InputError` / ``ValueError`` / ``FloatingPointError`` for bad inputs; writes nothing unless the
-    whole run succeeds (temporary file + atomic rename).
+    whole run succeeds (temporary file + atomic rename). The computation runs on a worker thread
+    (:func:`run_interruptibly`), so Ctrl-C raises ``KeyboardInterrupt`` here at once, even inside a long compiled
+    chunk; the file is written on this (the main) thread, after the computation, so an interrupt never leaves it
+    half-written or replaced.
     """
     file_checks(args)
+    cancel = threading.Event()
+    result, write = run_interruptibly(lambda: _compute(args, command, cancel), cancel)
+    write()
+    return result
+
+
+def _compute(args: argparse.Namespace, command: str,
+             cancel: threading.Event) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Everything of ``run_sample`` but the write: ``(summary, write)``; sampling stops between chunks once
+    ``cancel`` is set."""
     import numpy as np
 
     import core
@@ -321,7 +339,7 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
     sampler = pipeline.make_sampler(problem, args.sampler, schedule, **sampler_options)
     snapshots = pipeline.run(problem, sampler=sampler, num_chains=args.num_chains,
                              init=args.init, seed=args.seed, chunk_seconds=args.chunk_seconds,
-                             final_denoise=args.final_denoise, jit_compile=args.xla)
+                             final_denoise=args.final_denoise, jit_compile=args.xla, cancel=cancel)
     last = None
     acceptances: list[float] = []
     with _progress(schedule.total_steps, args.quiet) as bar:
@@ -383,10 +401,72 @@ def run_sample(args: argparse.Namespace, command: str) -> dict[str, Any]:
               "diagnostics": diagnostics.as_dict(), "explanations": diagnostics.lines()}
     if degenerate and not args.allow_degenerate:
         raise DegenerateRun(degenerate)
-    write_atomically(Path(args.output), maps, obs.wcs, provenance, chains, write_maps_fits)
     if degenerate:
         result["degenerate"] = degenerate
-    return result
+    return result, lambda: write_atomically(Path(args.output), maps, obs.wcs, provenance, chains, write_maps_fits)
+
+
+#: seconds between checks of the main thread while the worker computes (Ctrl-C is handled at once regardless)
+POLL_S = 0.25
+#: how long an interrupted run waits for its worker to leave a chunk before giving up on it
+JOIN_AFTER_INTERRUPT_S = 0.3
+#: exit status of an interrupted run (128 + SIGINT)
+INTERRUPTED_STATUS = 130
+
+
+def run_interruptibly(work: Callable[[], Any], cancel: threading.Event) -> Any:
+    """``work()`` on a daemon worker thread while this thread waits in short timeouts; its value or its exception.
+
+    Why: a running compiled chunk (``tf.function``) cannot be interrupted, and Python delivers Ctrl-C
+    (``KeyboardInterrupt``) only to the main thread, between bytecodes: a main thread inside a chunk would see it
+    only when the chunk ends (seconds per transition with a learned prior at 360²). Waiting here instead, the
+    interrupt arrives at once; then ``cancel`` is set (the driver stops between chunks), the worker gets
+    :data:`JOIN_AFTER_INTERRUPT_S` to finish and ``KeyboardInterrupt`` is re-raised. A worker still inside its chunk
+    is abandoned: an ``atexit`` hook, run after the exit message, ends the process with ``os._exit``
+    (:data:`INTERRUPTED_STATUS`, streams flushed) if it is still running then, because the interpreter's and
+    TensorFlow's teardown would wait for the chunk or abort while it runs. Nothing was written by then: the
+    output is written only by the caller, on the main thread, after ``work`` returned.
+    """
+    box: dict[str, Any] = {}
+    # Completion is tracked with an Event, never with ``Thread.is_alive``: on Python ≤ 3.12 a ``Thread.join`` that
+    # Ctrl-C interrupts releases the running thread's state lock and marks it stopped (bpo-45274), so ``is_alive``
+    # says False for a worker still inside its chunk.
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            box["error"] = err
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=target, name="kappascope-sample", daemon=True)
+    worker.start()
+    try:
+        while not finished.wait(POLL_S):
+            pass
+    except KeyboardInterrupt:
+        cancel.set()
+        # registered before waiting, so a second Ctrl-C during the wait still ends the process at once
+        atexit.register(_exit_now_if_running, finished, INTERRUPTED_STATUS)
+        if not finished.wait(JOIN_AFTER_INTERRUPT_S):
+            logger.info("interrupted inside a compiled chunk; the process exits without waiting for it")
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _exit_now_if_running(finished: threading.Event, status: int) -> None:
+    """(atexit) End the process at once while the worker is still inside a compiled chunk (``finished`` unset)."""
+    if not finished.is_set():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
 
 
 class DegenerateRun(InputError):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from helpers import SHORT_RUN, TIMEOUT_MS, click, open_app, progress_step, text_of, wait_until
+from tests.helpers import accepts_connections, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOD_PATTERNS = ("W-1005", "Logarithmic axis", "casting complex", "cannot find a view")
@@ -96,8 +96,10 @@ def test_upload_caps_and_empty_files_get_messages_and_the_page_lives(page: Page,
 
 
 def test_stop_freezes_progress_within_two_seconds(page: Page, server_url: str, artifacts):
-    """64² with 60 leapfrog steps per transition: ten transitions (the old fixed chunk) take over 2 s here; chunks
-    cut by time (0.5 s) let Stop freeze the chains within 2 s. The page then shows the frozen state."""
+    """64² with 60 leapfrog steps per transition: ten transitions (the old fixed chunk) take over 2 s here. Stop
+    freezes the run at once, whatever one transition costs (the chunk in flight finishes in the background and is
+    discarded), so the chains shown are frozen within 2 s even when a single transition takes longer than that.
+    The page then shows the frozen state, and nothing computed after the click ever reaches it."""
     from dashboard.runner import RunController, RunState
 
     open_app(page, f"{server_url}?npix=64&num_chains=8&num_levels=2000&steps_per_level=10&num_leapfrog_steps=60"
@@ -109,8 +111,6 @@ def test_stop_freezes_progress_within_two_seconds(page: Page, server_url: str, a
     per_transition = (time.monotonic() - t0) / (progress_step(page) - s0)
     if 10 * per_transition <= 2.0:  # (too fast a machine) the old 10-transition chunks would stop in time too
         pytest.skip(f"this machine runs 10 transitions in {10 * per_transition:.2f} s: the premise does not hold")
-    if per_transition > 1.5:  # (an overloaded machine) a single transition, the smallest chunk, exceeds the limit
-        pytest.skip(f"one transition takes {per_transition:.2f} s here; the driver cannot stop inside a transition")
     running = [c for c in RunController.instances() if c.state == RunState.RUNNING]
     assert len(running) == 1
     clicked = time.monotonic()
@@ -127,7 +127,7 @@ def test_stop_freezes_progress_within_two_seconds(page: Page, server_url: str, a
     view_s = time.monotonic() - clicked
     expect(page.locator(".ks-status")).to_contain_text("Stopped", timeout=10_000)
     page_s = time.monotonic() - clicked
-    time.sleep(1.5)
+    time.sleep(max(1.5, 1.5 * per_transition))  # the chunk in flight has ended by now: its result is discarded
     assert progress_step(page) == final_step  # the page shows the frozen state, and nothing ran after it
     assert running[0].latest()[1].step == final_step
     page.screenshot(path=str(artifacts / "dashboard_stop.png"), full_page=True)
@@ -136,20 +136,14 @@ def test_stop_freezes_progress_within_two_seconds(page: Page, server_url: str, a
     assert frozen_s <= 2.0, f"the chains ran on for {frozen_s:.2f} s after Stop"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sigterm_mid_run_exits_within_5s_and_the_page_shows_a_disconnect_notice(page: Page):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), "--no-show"], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://localhost:{port}/"
-        assert wait_until(lambda: _connects(port), timeout_s=120), "server did not start"
+        assert wait_until(lambda: accepts_connections(port), timeout_s=120), "server did not start"
         open_app(page, f"{url}?npix=32&num_chains=4&num_levels=2000&steps_per_level=50&teaching=false")
         click(page, "Run")
         assert wait_until(lambda: progress_step(page) > 0)
@@ -163,11 +157,3 @@ def test_sigterm_mid_run_exits_within_5s_and_the_page_shows_a_disconnect_notice(
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
