@@ -39,6 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from benchmarks._tables import aggregate, fmt, paired_difference
+
 logger = logging.getLogger("benchmarks.compare_samplers")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -126,11 +128,8 @@ def map_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray, pixel_s
 
 
 def _aggregate(per_map: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for key in per_map[0]:
-        v = np.array([m[key] for m in per_map], float)
-        se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-        out[key] = {"mean": float(v.mean()), "se": se}
+    """Mean ± s.e. over maps of every metric (:func:`benchmarks._tables.aggregate`), and the number of maps."""
+    out = aggregate(per_map)
     out["num_maps"] = {"mean": float(len(per_map)), "se": 0.0}
     return out
 
@@ -173,7 +172,7 @@ def _problems(config: Config, name: str, index: int, hybrid_prior: Any) -> dict[
 
 
 def run_benchmark(config: Config) -> dict[str, Any]:
-    from benchmarks.calibration import expected_coverage
+    from benchmarks.calibration import expected_coverages
     from core.physics.geometry import MapGeometry
     from core.pipeline import build_prior
 
@@ -208,8 +207,7 @@ def run_benchmark(config: Config) -> dict[str, Any]:
     return {
         "config": asdict(config),
         "methods": {m.label: {"prior": m.prior, "sampler": m.sampler, "options": m.options, "annealed": m.annealed} for m in methods},
-        "expected_coverage_with_num_chains": {f"coverage_{int(q * 100)}": expected_coverage(config.num_chains, q)
-                                              for q in COVERAGE_LEVELS},
+        "expected_coverage_with_num_chains": expected_coverages(config.num_chains, COVERAGE_LEVELS),
         "results": results,
         "paired_against_hybrid_hmc": paired_against_reference(results),
         "recommendation": recommend(results),
@@ -237,10 +235,9 @@ def paired_against_reference(results: dict[str, Any], reference: str = "hybrid-h
                 continue
             entry = {}
             for key in PAIRED_KEYS:
-                v = np.array([rows[i][key] for i in range(n)])
-                d = v - np.array([ref[i][key] for i in range(n)])
-                se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-                entry[key] = {"mean": float(v.mean()), "diff": float(d.mean()), "diff_se": se}
+                values = [rows[i][key] for i in range(n)]
+                diff = paired_difference(values, [ref[i][key] for i in range(n)])
+                entry[key] = {"mean": float(np.mean(values)), "diff": diff["mean"], "diff_se": diff["se"]}
             table[label] = entry
         out[pname[: -len("_per_map")]] = table
     return out
@@ -268,16 +265,17 @@ def recommend(results: dict[str, Any], tolerance: float = 0.03) -> dict[str, Any
 
 # ------------------------------------------------------------------------------------------- must-reach
 def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_maps: int, wiener_chains: int,
-               items: Sequence[int] = (1, 2, 3)) -> dict[str, Any]:
+               items: Sequence[int] = (1, 2, 3), weights: str | None = None) -> dict[str, Any]:
     """The must-reach measurements ``items`` (1, 2, 3) of issue #11 for one sampler (see the module docstring)."""
     from core.physics.geometry import MapGeometry
     from core.pipeline import build_prior
 
     method = Method(f"hybrid-{sampler}", "hybrid", sampler, options)
-    out: dict[str, Any] = {"sampler": sampler, "options": options, "load_average_start": os.getloadavg()}
+    out: dict[str, Any] = {"sampler": sampler, "options": options, "weights": weights,
+                           "load_average_start": os.getloadavg()}
     # 1. dashboard default, hybrid prior, 8 chains, to σ_min (+ Tweedie)
     geometry = MapGeometry(64, PIXEL_ARCMIN)
-    hybrid = build_prior("hybrid", geometry)
+    hybrid = build_prior("hybrid", geometry, weights=weights)
     problems = _problems(config, "dashboard", 0, hybrid)
     problems["hybrid"].wiener  # noqa: B018 - computed once, as the dashboard does, before timing the run
     if 1 in items:
@@ -292,7 +290,7 @@ def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_map
 
 
 def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[str, Any]:
-    """360² at 0.29′, 8 chains: time a shortened run (the first chunks, the first one tracing), extrapolate."""
+    """360² at 0.29′, 8 chains: time the whole run (the first chunk includes tracing), Wiener filter included."""
     from core.pipeline import make_schedule, run, simulated_problem
 
     big = simulated_problem(360, 104.4 / 360, source="lognormal", mask="cosmos", sigma_e=0.3, n_gal=65.0,
@@ -308,7 +306,7 @@ def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[s
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - cpu0)
         steps.append(snap.step)
-        if len(times) >= 3 or snap.done:
+        if snap.done:
             break
     per_transition = (times[-1] - times[1]) / max(steps[-1] - steps[1], 1) if len(times) >= 3 else times[-1] / steps[-1]
     total = schedule.num_levels - 1
@@ -317,8 +315,8 @@ def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[s
         "seconds_per_transition": per_transition, "cpu_seconds": cpus,
         "cpu_seconds_per_transition": (cpus[-1] - cpus[1]) / max(steps[-1] - steps[1], 1) if len(cpus) >= 3 else None,
         "num_transitions": total, "wiener_seconds": wiener_s,
-        "estimated_run_seconds": wiener_s + times[0] + per_transition * (total - steps[0]),
-        "target_seconds": 600.0, "note": "estimated from the first chunks of the run (the first includes tracing)",
+        "run_seconds": wiener_s + times[-1], "completed": bool(steps[-1] >= total),
+        "target_seconds": 600.0, "note": "the whole run to σ_min timed: Wiener filter + sampling (tracing included)",
     }
 
 
@@ -349,14 +347,6 @@ def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybri
 
 
 # ------------------------------------------------------------------------------------------- report
-def _fmt(entry: dict[str, float] | None, digits: int = 3) -> str:
-    if entry is None:
-        return "–"
-    if np.isfinite(entry["se"]):
-        return f"{entry['mean']:.{digits}f} ± {entry['se']:.{digits}f}"
-    return f"{entry['mean']:.{digits}f}"
-
-
 def markdown_table(result: dict[str, Any]) -> str:
     lines = []
     for pname, table in result["results"].items():
@@ -370,10 +360,10 @@ def markdown_table(result: dict[str, Any]) -> str:
         for label, row in table.items():
             g = row.get
             lines.append(
-                f"| {label} | {_fmt(g('nfe'), 0)} | {_fmt(g('seconds'), 1)} | {_fmt(g('rmse'), 4)} | {_fmt(g('pearson'))} "
-                f"| {_fmt(g('coverage_68'))} | {_fmt(g('coverage_95'))} | {_fmt(g('coverage_68_top5pct'))} "
-                f"| {_fmt(g('coverage_95_top5pct'))} | {_fmt(g('skewness'), 2)} ({_fmt(g('skewness_truth'), 2)}) "
-                f"| {_fmt(g('peaks_3sigma'), 1)} ({_fmt(g('peaks_3sigma_truth'), 1)}) |")
+                f"| {label} | {fmt(g('nfe'), 0)} | {fmt(g('seconds'), 1)} | {fmt(g('rmse'), 4)} | {fmt(g('pearson'))} "
+                f"| {fmt(g('coverage_68'))} | {fmt(g('coverage_95'))} | {fmt(g('coverage_68_top5pct'))} "
+                f"| {fmt(g('coverage_95_top5pct'))} | {fmt(g('skewness'), 2)} ({fmt(g('skewness_truth'), 2)}) "
+                f"| {fmt(g('peaks_3sigma'), 1)} ({fmt(g('peaks_3sigma_truth'), 1)}) |")
         lines.append("")
     return "\n".join(lines)
 
@@ -415,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--must-reach-items", default="1,2,3", help="which must-reach measurements: 1,2,3")
     p.add_argument("--wiener-chains", type=int, default=64)
     p.add_argument("--tag", default=None)
+    p.add_argument("--weights", default=None, help="shipped weights of the hybrid prior in the must-reach runs "
+                   "(default: the preferred ones at the pixel scale), e.g. hybrid_0.87arcmin (lognormal-trained)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = Config(**QUICK) if args.quick else Config()
@@ -446,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k, _, v = item.partition("=")
                 options[k] = sampler_spec(name).option(k).validate(v)
         items = tuple(int(i) for i in args.must_reach_items.split(","))
-        out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items)
+        out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items, weights=args.weights)
         (RESULTS_DIR / f"{tag}_must_reach.json").write_text(json.dumps(out, indent=1))
         print(json.dumps(out, indent=1))
     return 0

@@ -140,6 +140,18 @@ def test_choices_and_bounds_come_from_core_options_and_the_registry():
 
     assert DashboardSettings(prior="hybrid").sampler == HYBRID_DEFAULT_SAMPLER
     assert DashboardSettings(prior="hybrid", sampler="ula").sampler == "ula"  # an explicit choice wins
+    from dashboard.settings import HYBRID_DEFAULT_SAMPLER_OPTIONS
+
+    hybrid = DashboardSettings(prior="hybrid")
+    for name, value in HYBRID_DEFAULT_SAMPLER_OPTIONS.items():  # the options the benchmark chose come with it
+        assert hybrid.sampler_options()[name] == value
+    assert DashboardSettings(prior="hybrid", num_corrector_steps=2).sampler_options()["num_corrector_steps"] == 2
+    switched = DashboardSettings()
+    switched.prior = "hybrid"  # switching the prior on the page picks the same default
+    assert switched.sampler == HYBRID_DEFAULT_SAMPLER and switched.sampler_options() == hybrid.sampler_options()
+    url = DashboardSettings()
+    assert url.update_from_mapping({"num_corrector_steps": "3", "prior": "hybrid"}) == []
+    assert url.sampler_options()["num_corrector_steps"] == 3  # a URL option wins over the prior's default
 
 
 # ----------------------------------------------------------------------------- uploads & problem building

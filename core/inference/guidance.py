@@ -301,11 +301,16 @@ def mmps_guidance(
     cg_iterations: int = 3,
     preconditioner_variance: Any = None,
     jacobian_product: str = "vjp",
+    surrogate_jacobian: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> GuidanceTerms:
     """MMPS: ``J_Dᵀ Aᵀ u`` with ``(Σ_y + σ² A J_D Aᵀ) u = M(y − A D)`` solved by ``cg_iterations`` of PCG (module doc).
 
     ``preconditioner_variance`` τ (scalar, default σ²): diagonal preconditioner ``(Σ_y + τ)⁻¹``.
     ``jacobian_product``: ``"vjp"`` (reverse mode, symmetric ``J_D``) or ``"jvp"`` (forward mode).
+    ``surrogate_jacobian``: a symmetric linear map ``w ↦ J w`` used *instead of* the denoiser's Jacobian in the CG
+    products and in the final product (e.g. the Tweedie Jacobian of a hybrid prior's Gaussian part, ``P/(P + σ²)``
+    in Fourier space); the network is then evaluated once (``D`` only) and never differentiated. Exact when ``J``
+    is the denoiser's true Jacobian (a Gaussian prior).
     """
     if jacobian_product not in JACOBIAN_PRODUCTS:
         raise ValueError(f"jacobian_product must be one of {JACOBIAN_PRODUCTS}, got {jacobian_product!r}")
@@ -314,6 +319,11 @@ def mmps_guidance(
     x = tf.convert_to_tensor(x, tf.float32)
     sigma = _sigma_tensor(sigma)
     sq_event = _broadcast_sigma_sq(sigma, x, observation.event_ndims)
+    if surrogate_jacobian is not None:
+        s = tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
+        denoised = x + sq_event * s
+        return _mmps_terms(observation, s, denoised, sigma, int(cg_iterations), preconditioner_variance,
+                           surrogate_jacobian, surrogate_jacobian)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         s = tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
@@ -327,6 +337,23 @@ def mmps_guidance(
         out = acc.jvp(d)
         return tf.zeros_like(x) if out is None else out
 
+    terms = _mmps_terms(observation, s, denoised, sigma, int(cg_iterations), preconditioner_variance, jacobian_times,
+                        lambda w: _vjp_or_zeros(tape, denoised, x, w))
+    del tape
+    return terms
+
+
+def _mmps_terms(
+    observation: LinearGaussianObservation,
+    s: tf.Tensor,
+    denoised: tf.Tensor,
+    sigma: tf.Tensor,
+    cg_iterations: int,
+    preconditioner_variance: Any,
+    jacobian_times: Callable[[tf.Tensor], tf.Tensor],
+    jacobian_transpose_times: Callable[[tf.Tensor], tf.Tensor],
+) -> GuidanceTerms:
+    """The CG solve ``K u = M(y − A D)`` and the likelihood score ``J_Dᵀ Aᵀ u`` given the Jacobian products."""
     sq_data = _broadcast_sigma_sq(sigma, observation.data, observation.data_ndims)  # σ² over the data axes
 
     def operator(p: tf.Tensor) -> tf.Tensor:
@@ -336,9 +363,8 @@ def mmps_guidance(
     tau = sq_data if preconditioner_variance is None else tf.cast(preconditioner_variance, tf.float32)
     inverse_preconditioner = observation.observed / (observation.noise_variance + tau)
     r = observation.residual(denoised)
-    u = conjugate_gradient(operator, r, inverse_preconditioner, int(cg_iterations), observation.data_dot, observation.expand)
-    likelihood_score = _vjp_or_zeros(tape, denoised, x, observation.adjoint(u))
-    del tape
+    u = conjugate_gradient(operator, r, inverse_preconditioner, cg_iterations, observation.data_dot, observation.expand)
+    likelihood_score = jacobian_transpose_times(observation.adjoint(u))
     return GuidanceTerms(s, likelihood_score, denoised, observation.whitened_norm(r))
 
 

@@ -25,7 +25,7 @@ __all__ = [
 INTEGRATORS = ("euler_maruyama", "heun")
 CORRECTORS = ("langevin", "hmc")
 DPS_WEIGHTINGS = ("tempered", "normalized", "none")
-JACOBIAN_PRODUCTS = ("vjp", "jvp")
+JACOBIAN_PRODUCTS = ("vjp", "jvp", "gaussian")
 MAX_CORRECTOR_STEPS = 100
 MAX_CG_ITERATIONS = 100
 
@@ -58,5 +58,7 @@ MMPS_OPTIONS: tuple[Option, ...] = (
     Option("cg_iterations", int, 3, "conjugate-gradient iterations for (Σ_y + σ² A J_D Aᵀ)⁻¹, one Jacobian "
            "product each", minimum=1, maximum=MAX_CG_ITERATIONS),
     Option("jacobian_product", "choice", "vjp", "how CG multiplies by the denoiser Jacobian: reverse mode (symmetric "
-           "J, reuses the forward pass) or forward mode (ForwardAccumulator)", choices=JACOBIAN_PRODUCTS),
+           "J, reuses the forward pass), forward mode (ForwardAccumulator), or 'gaussian': the prior's Gaussian part's "
+           "Tweedie Jacobian P/(P+σ²) in Fourier space (no network Jacobian, 1 NFE per score; needs a power map)",
+           choices=JACOBIAN_PRODUCTS),
 )

@@ -20,6 +20,14 @@ test of ``tests/test_diffusion_samplers.py``.
 
 NFE per guided score: ``2 + cg_iterations`` (forward, one Jacobian product per CG iteration, final VJP); a level
 costs that (Euler–Maruyama) or twice that (Heun).
+
+``jacobian_product="gaussian"`` replaces ``J_D`` in ``K`` and in the final product by the Tweedie Jacobian of the
+prior's Gaussian part, ``J_G = F⁻¹ diag(P_k/(P_k + σ²)) F`` (FFTs, no network Jacobian): the network enters
+through ``D(x_σ)`` only, so a guided score costs **1 NFE**. For the exact Gaussian prior ``J_G = J_D`` and nothing
+is approximated; for the hybrid prior the learned residual shifts the mean ``D`` but not the covariance used for
+the data's weight. Measured on held-out halo-model mocks (``benchmarks/README.md``): with Heun at 20 levels the
+exact-Gaussian posterior is reproduced (95 % coverage 0.935 vs 0.932 for exact samples, 64 samples), where the
+tempered predictor–corrector is under-dispersed at any number of levels.
 """
 from __future__ import annotations
 
@@ -45,11 +53,14 @@ class MMPSSampler(DiffusionSampler):
         super().__init__(posterior, schedule, **options)
         if int(self.options["cg_iterations"]) < 1:  # the Option bounds already say so; kept for direct callers
             raise ValueError(f"cg_iterations must be an integer ≥ 1, got {self.options['cg_iterations']!r}")
-        self.score_cost = float(mmps_nfe(int(self.options["cg_iterations"])))
         self.observation = observation_of(posterior)
         self.prior = posterior.prior
         power_map = getattr(posterior, "power_map", None)
         self._power = None if power_map is None else tf.constant(np.asarray(power_map, dtype=np.float32).ravel())
+        self._gaussian_jacobian = self.options["jacobian_product"] == "gaussian"
+        if self._gaussian_jacobian:
+            self._power_2d = self._check_gaussian_jacobian(posterior)
+        self.score_cost = 1.0 if self._gaussian_jacobian else float(mmps_nfe(int(self.options["cg_iterations"])))
 
     def preconditioner_variance(self, sigma: tf.Tensor) -> tf.Tensor:
         """``τ(σ) = mean_k σ² P_k/(P_k + σ²)`` (or σ² without a power map)."""
@@ -61,11 +72,30 @@ class MMPSSampler(DiffusionSampler):
     def score_fn(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         return self.compiled_guided_score(x, sigma)
 
+    @staticmethod
+    def _check_gaussian_jacobian(posterior: Any) -> tf.Tensor:
+        """The posterior's Gaussian power map ``P_k`` as a tensor, or ``ValueError`` naming the option."""
+        power_map = getattr(posterior, "power_map", None)
+        if power_map is None or np.ndim(power_map) != 2:
+            raise ValueError("jacobian_product='gaussian' needs the prior's Gaussian power map (a posterior on maps "
+                             "with a Gaussian or hybrid prior); use 'vjp' or 'jvp' here")
+        return tf.constant(np.asarray(power_map, dtype=np.float32))
+
+    def gaussian_tweedie_jacobian(self, w: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+        """``J_G w = F⁻¹[P_k/(P_k + σ²) F w]`` (σ a scalar or one per chain)."""
+        s2 = tf.square(tf.cast(sigma, tf.float32))
+        if s2.shape.rank:
+            s2 = tf.reshape(s2, tf.concat([tf.shape(s2), [1, 1]], 0))
+        gain = tf.cast(self._power_2d / (self._power_2d + s2), tf.complex64)
+        return tf.math.real(tf.signal.ifft2d(gain * tf.signal.fft2d(tf.cast(w, tf.complex64))))
+
     def guided_score(self, observation: Any, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``s_prior + J_Dᵀ Aᵀ K⁻¹ (y − A D)`` for ``observation`` (module docstring)."""
+        surrogate = (lambda w: self.gaussian_tweedie_jacobian(w, sigma)) if self._gaussian_jacobian else None
         terms = mmps_guidance(
             observation, self.prior.score, x, sigma, cg_iterations=int(self.options["cg_iterations"]),
             preconditioner_variance=self.preconditioner_variance(sigma),
-            jacobian_product=self.options["jacobian_product"],
+            jacobian_product="vjp" if self._gaussian_jacobian else self.options["jacobian_product"],
+            surrogate_jacobian=surrogate,
         )
         return terms.prior_score + terms.likelihood_score
