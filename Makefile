@@ -28,8 +28,9 @@ demo: setup
 test: setup chromium
 	$(PY) -m pytest -n 2 --dist loadgroup tests --nbmake notebooks/dashboard_embed.ipynb
 
-bench: setup
-	$(PY) benchmarks/run_all.py
+bench: setup  # the live-sampling timings of benchmarks/README.md ("Must-reach items"); ≈ 10 min on 2 idle cores
+	$(PY) benchmarks/bench_dashboard.py prior=hybrid
+	$(PY) -m benchmarks.compare_samplers --must-reach pc:num_corrector_steps=0 --must-reach-only --must-reach-items 1,2 --tag compare_samplers_idle
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
