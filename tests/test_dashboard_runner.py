@@ -304,7 +304,11 @@ ACT_WITHIN_S = 1.0
 class SlowScorePrior:
     """The tiny problem's prior, whose score blocks inside the compiled chunk (a ``tf.py_function``) while ``slow``
     is set, until ``release`` is set: a transition that lasts as long as the test wants (at least SLOW_TRANSITION_S).
-    ``entered`` is set once a transition is blocked."""
+    ``entered`` is set once a transition is blocked. Otherwise each evaluation takes ``THROTTLE_S``, so the tiny run
+    (8 transitions) cannot finish in the moment between the test seeing the first frame and setting ``slow`` (on a
+    fast machine it did, and no transition was left to block); the values are unchanged."""
+
+    THROTTLE_S = 0.05
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -322,6 +326,8 @@ class SlowScorePrior:
             if self.slow.is_set():
                 self.entered.set()
                 self.release.wait(TIMEOUT)
+            else:
+                time.sleep(self.THROTTLE_S)
             return x
 
         held = tf.py_function(hold, [out], tf.float32)
