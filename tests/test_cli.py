@@ -556,6 +556,7 @@ def test_interrupted_wait_abandons_a_busy_worker_and_arms_the_exit_hook(monkeypa
     ``join``, which on Python <= 3.12 says False for a running thread (the hook was then never armed)."""
     import signal
     import threading
+    import time
 
     hooks, exits = [], []
     monkeypatch.setattr(cli_sample.atexit, "register", lambda fn, *args: hooks.append((fn, args)))
@@ -569,6 +570,7 @@ def test_interrupted_wait_abandons_a_busy_worker_and_arms_the_exit_hook(monkeypa
 
     def interrupt_when_busy() -> None:
         busy.wait(60)
+        time.sleep(0.5)  # let the main thread reach its wait loop (a SIGINT before it is not this test's case)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background parent may ignore SIGINT
