@@ -190,6 +190,33 @@ def test_vector_observation_for_the_teaching_lab():
     np.testing.assert_allclose(dps, (j @ a.T @ (y[:, None] - a @ j @ x.T) / noise).T, rtol=1e-4, atol=1e-6)
 
 
+def test_mmps_jacobian_product_applies_only_without_a_surrogate():
+    """With a ``surrogate_jacobian`` the vjp/jvp option is irrelevant: any value (even a bad one) gives the same,
+    exact score of the 2-D Gaussian problem above (the surrogate diag(v/(v+σ²)) is the denoiser's Jacobian there);
+    without one a bad value is a ValueError naming the option, and a non-callable surrogate names its own."""
+    v = np.array([1.0, 0.25])
+    a = np.array([[1.0, 2.0]])
+    noise, y, sigma = 0.1, np.array([0.7]), 0.6
+    observation = LinearGaussianObservation.from_matrix(a, y, noise)
+    prior_score = lambda x, s: -x / (tf.constant(v, tf.float32) + tf.square(s))  # noqa: E731
+    gain = tf.constant(v / (v + sigma**2), tf.float32)
+    surrogate = lambda w: gain * w  # noqa: E731
+    x = np.array([[0.3, -0.2], [1.0, 0.5]], np.float32)
+    post_cov = np.linalg.inv(np.diag(1 / v) + a.T @ a / noise)
+    exact = -np.linalg.solve(post_cov + sigma**2 * np.eye(2), (x - post_cov @ a.T @ y / noise).T).T
+    ref = mmps_guidance(observation, prior_score, x, sigma, cg_iterations=1, surrogate_jacobian=surrogate)
+    np.testing.assert_allclose(ref.prior_score + ref.likelihood_score, exact, rtol=1e-4, atol=1e-5)
+    for ignored in ("jvp", "gaussian", None):
+        got = mmps_guidance(observation, prior_score, x, sigma, cg_iterations=1, jacobian_product=ignored,
+                            surrogate_jacobian=surrogate)
+        np.testing.assert_array_equal(got.likelihood_score.numpy(), ref.likelihood_score.numpy())
+    for bad in ("gaussian", None):
+        with pytest.raises(ValueError, match="jacobian_product"):
+            mmps_guidance(observation, prior_score, x, sigma, cg_iterations=1, jacobian_product=bad)
+    with pytest.raises(ValueError, match="surrogate_jacobian"):
+        mmps_guidance(observation, prior_score, x, sigma, cg_iterations=1, surrogate_jacobian=np.eye(2))
+
+
 # ------------------------------------------------------------------------------------------- known answers
 @pytest.mark.parametrize("masked", [True, False])
 def test_mmps_samples_the_exact_gaussian_posterior(masked, masked_problem, uniform_problem):

@@ -306,14 +306,20 @@ def mmps_guidance(
     """MMPS: ``J_Dᵀ Aᵀ u`` with ``(Σ_y + σ² A J_D Aᵀ) u = M(y − A D)`` solved by ``cg_iterations`` of PCG (module doc).
 
     ``preconditioner_variance`` τ (scalar, default σ²): diagonal preconditioner ``(Σ_y + τ)⁻¹``.
-    ``jacobian_product``: ``"vjp"`` (reverse mode, symmetric ``J_D``) or ``"jvp"`` (forward mode).
+    ``jacobian_product``: how the denoiser's Jacobian is multiplied, ``"vjp"`` (reverse mode, symmetric ``J_D``)
+    or ``"jvp"`` (forward mode); anything else is a ``ValueError`` naming the option. Used (and checked) only
+    without a ``surrogate_jacobian``.
     ``surrogate_jacobian``: a symmetric linear map ``w ↦ J w`` used *instead of* the denoiser's Jacobian in the CG
     products and in the final product (e.g. the Tweedie Jacobian of a hybrid prior's Gaussian part, ``P/(P + σ²)``
-    in Fourier space); the network is then evaluated once (``D`` only) and never differentiated. Exact when ``J``
-    is the denoiser's true Jacobian (a Gaussian prior).
+    in Fourier space); the network is then evaluated once (``D`` only) and never differentiated, so
+    ``jacobian_product`` does not apply and is ignored, whatever its value. Exact when ``J`` is the denoiser's true
+    Jacobian (a Gaussian prior).
     """
-    if jacobian_product not in JACOBIAN_PRODUCTS:
-        raise ValueError(f"jacobian_product must be one of {JACOBIAN_PRODUCTS}, got {jacobian_product!r}")
+    if surrogate_jacobian is not None and not callable(surrogate_jacobian):
+        raise ValueError(f"surrogate_jacobian must be a callable w ↦ J w or None, got {type(surrogate_jacobian).__name__}")
+    if surrogate_jacobian is None and jacobian_product not in JACOBIAN_PRODUCTS:
+        raise ValueError(f"jacobian_product must be one of {JACOBIAN_PRODUCTS} (or pass surrogate_jacobian), "
+                         f"got {jacobian_product!r}")
     if isinstance(cg_iterations, bool) or not isinstance(cg_iterations, (int, np.integer)) or cg_iterations < 1:
         raise ValueError(f"cg_iterations must be an integer ≥ 1, got {cg_iterations!r}")
     x = tf.convert_to_tensor(x, tf.float32)

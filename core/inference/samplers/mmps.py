@@ -56,10 +56,12 @@ class MMPSSampler(DiffusionSampler):
         self.observation = observation_of(posterior)
         self.prior = posterior.prior
         power_map = getattr(posterior, "power_map", None)
-        self._power = None if power_map is None else tf.constant(np.asarray(power_map, dtype=np.float32).ravel())
+        #: the prior's Gaussian power map ``P_k`` as given (map-shaped), or ``None``; the one stored copy
+        self._power: tf.Tensor | None = (
+            None if power_map is None else tf.constant(np.asarray(power_map, dtype=np.float32)))
         self._gaussian_jacobian = self.options["jacobian_product"] == "gaussian"
         if self._gaussian_jacobian:
-            self._power_2d = self._check_gaussian_jacobian(posterior)
+            self._check_gaussian_jacobian(posterior)
         self.score_cost = 1.0 if self._gaussian_jacobian else float(mmps_nfe(int(self.options["cg_iterations"])))
 
     def preconditioner_variance(self, sigma: tf.Tensor) -> tf.Tensor:
@@ -67,35 +69,36 @@ class MMPSSampler(DiffusionSampler):
         s2 = tf.square(tf.cast(sigma, tf.float32))
         if self._power is None:
             return s2
-        return tf.reduce_mean(s2 * self._power / (self._power + s2))
+        power = tf.reshape(self._power, [-1])  # the mean over all modes
+        return tf.reduce_mean(s2 * power / (power + s2))
 
     def score_fn(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         return self.compiled_guided_score(x, sigma)
 
     @staticmethod
-    def _check_gaussian_jacobian(posterior: Any) -> tf.Tensor:
-        """The posterior's Gaussian power map ``P_k`` as a tensor, or ``ValueError`` naming the option."""
+    def _check_gaussian_jacobian(posterior: Any) -> None:
+        """``ValueError`` naming the option unless the posterior has a map-shaped (2-D) Gaussian power map ``P_k``."""
         power_map = getattr(posterior, "power_map", None)
         if power_map is None or np.ndim(power_map) != 2:
             raise ValueError("jacobian_product='gaussian' needs the prior's Gaussian power map (a posterior on maps "
                              "with a Gaussian or hybrid prior); use 'vjp' or 'jvp' here")
-        return tf.constant(np.asarray(power_map, dtype=np.float32))
 
     def gaussian_tweedie_jacobian(self, w: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``J_G w = F⁻¹[P_k/(P_k + σ²) F w]`` (σ a scalar or one per chain)."""
         s2 = tf.square(tf.cast(sigma, tf.float32))
         if s2.shape.rank:
             s2 = tf.reshape(s2, tf.concat([tf.shape(s2), [1, 1]], 0))
-        gain = tf.cast(self._power_2d / (self._power_2d + s2), tf.complex64)
+        gain = tf.cast(self._power / (self._power + s2), tf.complex64)  # (n, n): checked 2-D in __init__
         return tf.math.real(tf.signal.ifft2d(gain * tf.signal.fft2d(tf.cast(w, tf.complex64))))
 
     def guided_score(self, observation: Any, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``s_prior + J_Dᵀ Aᵀ K⁻¹ (y − A D)`` for ``observation`` (module docstring)."""
-        surrogate = (lambda w: self.gaussian_tweedie_jacobian(w, sigma)) if self._gaussian_jacobian else None
+        if self._gaussian_jacobian:  # J_G replaces J_D; the vjp/jvp choice does not apply
+            products: dict[str, Any] = {"surrogate_jacobian": lambda w: self.gaussian_tweedie_jacobian(w, sigma)}
+        else:
+            products = {"jacobian_product": self.options["jacobian_product"]}
         terms = mmps_guidance(
             observation, self.prior.score, x, sigma, cg_iterations=int(self.options["cg_iterations"]),
-            preconditioner_variance=self.preconditioner_variance(sigma),
-            jacobian_product="vjp" if self._gaussian_jacobian else self.options["jacobian_product"],
-            surrogate_jacobian=surrogate,
+            preconditioner_variance=self.preconditioner_variance(sigma), **products,
         )
         return terms.prior_score + terms.likelihood_score
