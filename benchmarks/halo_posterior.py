@@ -43,15 +43,50 @@ significances: pooled over the haloes of all maps, mean ± sd/√n, and the pair
 hybrid − Gaussian posterior. With ``C`` samples the ideal coverage of an empirical interval is
 :func:`benchmarks.calibration.expected_coverage` ``(C, q)`` (listed in the JSON).
 
+**Halo-pixel statistics** (why S at haloes and the coverage there can disagree). Per method and halo: the point
+estimate ``κ̂`` (posterior mean; KS/Wiener: the map), the posterior std ``σ`` (NaN for KS/Wiener) and the truth ``κ*``
+at the halo pixel, so that ``S = κ̂/σ`` splits into its numerator and denominator (a posterior that is wider at a halo
+has a lower S but covers the truth more often). At the ``num_random`` random observed pixels (the same pixels as the
+random S): the mean and median of ``κ*``, the fraction with ``κ* < 0``, the mean and median of the truth's own
+``S* = κ*/sd(κ*)`` (``sd`` over the observed pixels of that map, the scale KS/Wiener use), the mean and median of
+``κ̂``, the mean ``σ`` and the median S. A mean-zero, positively skewed field has most of its pixels below zero
+(median ``κ* < 0``), so a posterior that follows the prior can have a negative median S at random pixels (and a
+negative mean S where σ is smaller in the underdense pixels) without any bias of ``κ̂``. Pooled: values at haloes over the haloes
+of all maps, random-pixel values over maps (mean ± sd/√n, with ``n``); ``methods[m]["halo_pixels"]`` in the JSON,
+per map in ``halo_pixels_per_map``, and a second markdown table.
+
+**Per-map cache and resuming.** The hybrid posterior costs minutes per map, so each (scale, hybrid method, map)
+result — its metrics, per-halo S and halo-pixel values, seconds and NFE — is written, as soon as it is done, to
+``<cache-dir>/<scale>arcmin_<label>_map<i>.json`` (default ``<output-dir>/cache/<tag>/``, i.e.
+``benchmarks/results/cache/<tag>/``) with a fingerprint of everything that determines it (:func:`hybrid_fingerprint`:
+scale, npix, num_maps — the truths are drawn as one batch —, num_chains, sampler and its options, num_levels,
+steps_per_level, σ_max, σ_min, final_denoise, method label and weights name, seed, mass_threshold, num_random,
+map index). A run reuses an entry whose fingerprint is identical (and whose halo count and masses match the map's),
+logs every entry it ignores and why, and recomputes the rest, so a run that stopped part-way is resumed by
+running the same command again; ``--no-cache`` disables it. KS, Wiener and the exact Gaussian posterior (seconds)
+are always recomputed. ``--import-previous OLD.json`` seeds the cache from an earlier result JSON of this script
+(per-map metrics from ``scales[s]["per_map"]``, per-halo S split from the pooled
+``significance_at_haloes_per_halo`` by ``truth.haloes[i]["num_haloes_above_threshold_in_mask"]``, seconds as the
+method's total over its maps); it refuses (``ValueError`` naming the fields) when the old ``config`` gives a
+different fingerprint. Imported entries have no halo-pixel values: the pooled halo-pixel statistics then use the
+maps that have them (their ``num_maps`` and ``n`` say how many).
+
 Run ``python -m benchmarks.halo_posterior --quick`` (2 maps, 8 chains, 10 levels: minutes) or without ``--quick``;
-it writes ``benchmarks/results/halo_posterior[_quick].{json,md}`` (``--tag`` to rename).
+it writes ``benchmarks/results/halo_posterior[_quick].{json,md}`` (``--tag`` to rename). E.g. the hybrid on maps
+4–7 of the session-10 MMPS run, reusing its maps 0–3::
+
+    python -m benchmarks.halo_posterior --scales 0.87 --num-maps 8 --chains 64 --levels 20 --sampler mmps \
+        --sampler-option integrator=heun --weights 'halo=hybrid_halo_{scale}arcmin' --tag halo_posterior_mmps_heun \
+        --import-previous benchmarks/results/halo_posterior_mmps_heun.json
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -148,15 +183,21 @@ def halo_pixels(catalogue: Any, mask: np.ndarray, mass_min: float) -> tuple[np.n
     return rows[keep], cols[keep], type(selected)(*(getattr(selected, f)[keep] for f in fields))
 
 
+def random_pixels(mask: np.ndarray, num_random: int, seed: int) -> np.ndarray:
+    """``(num_random, 2)`` (row, col) of random observed pixels: uniform with replacement, numpy ``default_rng(seed)``
+    (the null of :func:`halo_significance` and the random pixels of :func:`halo_pixel_values`)."""
+    observed = np.argwhere(np.asarray(mask) > 0)
+    if observed.size == 0:
+        raise ValueError("mask has no observed pixel")
+    return observed[np.random.default_rng(seed).integers(0, len(observed), size=int(num_random))]
+
+
 def halo_significance(significance: np.ndarray, rows: np.ndarray, cols: np.ndarray, mask: np.ndarray,
                       num_random: int, seed: int) -> dict[str, Any]:
     """Significance map values at the halo pixels and at ``num_random`` random observed pixels (uniform, with
     replacement, numpy ``default_rng(seed)``): ``{"at_haloes": [...], "at_random_mean": ..., "at_random_std": ...}``."""
     sig = np.asarray(significance, float)
-    observed = np.argwhere(np.asarray(mask) > 0)
-    if observed.size == 0:
-        raise ValueError("mask has no observed pixel")
-    pick = observed[np.random.default_rng(seed).integers(0, len(observed), size=int(num_random))]
+    pick = random_pixels(mask, num_random, seed)
     at_random = sig[pick[:, 0], pick[:, 1]]
     return {"at_haloes": sig[rows, cols].tolist(), "at_random_mean": float(at_random.mean()),
             "at_random_std": float(at_random.std(ddof=1)) if at_random.size > 1 else float("nan")}
@@ -169,6 +210,243 @@ def pooled(values: Sequence[float]) -> dict[str, float]:
     if v.size == 0:
         return {"mean": float("nan"), "se": float("nan"), "n": 0}
     return {**mean_se(v), "n": int(v.size)}
+
+
+#: per-map values at the random pixels (:func:`halo_pixel_values`), pooled over maps
+RANDOM_PIXEL_KEYS = ("truth_mean", "truth_median", "truth_fraction_negative", "truth_significance_mean",
+                     "truth_significance_median", "kappa_hat_mean", "kappa_hat_median", "std_mean",
+                     "significance_median")
+#: per-halo values at the halo pixels (:func:`halo_pixel_values`), pooled over the haloes of all maps
+HALO_PIXEL_KEYS = ("kappa_hat_at_haloes", "std_at_haloes", "truth_at_haloes")
+
+
+def halo_pixel_values(point: np.ndarray, std: np.ndarray | None, truth: np.ndarray, significance: np.ndarray,
+                      rows: np.ndarray, cols: np.ndarray, mask: np.ndarray, num_random: int,
+                      seed: int) -> dict[str, Any]:
+    """Point estimate ``κ̂``, posterior std ``σ`` (``None``: no posterior, NaN) and truth ``κ*`` at the halo pixels, and
+    summaries at the random observed pixels of :func:`random_pixels` ``(mask, num_random, seed)`` (the pixels of
+    the random S): mean / median / fraction < 0 of ``κ*``, mean / median of ``S* = κ*/sd(κ*[mask])``, mean / median
+    of ``κ̂``, mean ``σ`` and median of ``significance`` (see the module docstring)."""
+    point, truth, sig = (np.asarray(a, float) for a in (point, truth, significance))
+    std = np.full_like(point, np.nan) if std is None else np.asarray(std, float)
+    pick = random_pixels(mask, num_random, seed)
+    r, c = pick[:, 0], pick[:, 1]
+    t = truth[r, c]
+    scale = float(truth[np.asarray(mask) > 0].std())
+    s_true = t / scale if scale > 0 else np.full_like(t, np.nan)
+    return {
+        "kappa_hat_at_haloes": point[rows, cols].tolist(), "std_at_haloes": std[rows, cols].tolist(),
+        "truth_at_haloes": truth[rows, cols].tolist(),
+        "random": {"truth_mean": float(t.mean()), "truth_median": float(np.median(t)),
+                   "truth_fraction_negative": float(np.mean(t < 0)), "truth_significance_mean": float(s_true.mean()),
+                   "truth_significance_median": float(np.median(s_true)), "kappa_hat_mean": float(point[r, c].mean()),
+                   "kappa_hat_median": float(np.median(point[r, c])), "std_mean": float(std[r, c].mean()),
+                   "significance_median": float(np.median(sig[r, c]))},
+    }
+
+
+def pool_halo_pixels(records: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Pooled :func:`halo_pixel_values` of the maps that have them (``None`` entries, e.g. results imported from an
+    older JSON, are left out): per-halo values over all haloes, random-pixel values over maps (:func:`pooled`)."""
+    have = [r for r in records if r]
+    out: dict[str, Any] = {"num_maps": len(have), "num_maps_missing": len(records) - len(have)}
+    for key in HALO_PIXEL_KEYS:
+        out[key] = pooled([v for r in have for v in r[key]])
+    out["kappa_hat_minus_truth_at_haloes"] = pooled(
+        [a - b for r in have for a, b in zip(r["kappa_hat_at_haloes"], r["truth_at_haloes"])])
+    for key in RANDOM_PIXEL_KEYS:
+        out[f"{key}_at_random"] = pooled([r["random"][key] for r in have])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- per-map cache
+CACHE_FORMAT = 1
+#: config fields that (with the scale, the method label, its weights name and the map index) determine a hybrid
+#: map's result; ``num_maps`` because the truths are drawn as one batch (the large-scale field of map i depends on it)
+FINGERPRINT_FIELDS: tuple[str, ...] = ("npix", "num_maps", "num_chains", "sampler", "sampler_options", "num_levels",
+                                       "steps_per_level", "sigma_max", "sigma_min", "final_denoise", "seed",
+                                       "mass_threshold", "num_random")
+_INT_FIELDS = ("npix", "num_maps", "num_chains", "num_levels", "steps_per_level", "seed", "num_random")
+_FLOAT_FIELDS = ("sigma_max", "sigma_min", "mass_threshold")
+
+
+def method_name(label: str) -> str:
+    """The method name of the hybrid weights ``label`` (a key of ``config.weights``)."""
+    return f"Hybrid posterior ({label})"
+
+
+def hybrid_fingerprint(config: HaloPosteriorConfig | Mapping[str, Any], scale: str, label: str,
+                       map_index: int | None = None) -> dict[str, Any]:
+    """Everything that determines the hybrid result of weights ``label`` on map ``map_index`` of ``scale`` (without
+    ``map`` for ``None``), JSON-normalised; ``config`` a :class:`HaloPosteriorConfig` or the ``config`` dict of a
+    result JSON."""
+    cfg = dataclasses.asdict(config) if isinstance(config, HaloPosteriorConfig) else dict(config)
+    missing = [k for k in FINGERPRINT_FIELDS + ("weights",) if k not in cfg]
+    if missing:
+        raise ValueError(f"config lacks the fingerprint fields {missing}")
+    if label not in cfg["weights"]:
+        raise ValueError(f"config has no hybrid weights labelled {label!r} (weights: {sorted(cfg['weights'])})")
+    fp: dict[str, Any] = {"scale": str(scale), "method": method_name(label),
+                          "weights": str(cfg["weights"][label]).format(scale=scale)}
+    for key in FINGERPRINT_FIELDS:
+        value = cfg[key]
+        if key in _INT_FIELDS:
+            value = int(value)
+        elif key in _FLOAT_FIELDS:
+            value = float(value)
+        elif key == "sampler_options":
+            value = dict(sorted(dict(value or {}).items()))
+        fp[key] = value
+    if map_index is not None:
+        fp["map"] = int(map_index)
+    return json.loads(json.dumps(fp, sort_keys=True))
+
+
+def fingerprint_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ between two fingerprints (missing on one side counts), in a fixed order."""
+    order = ("scale", "method", "weights") + FINGERPRINT_FIELDS + ("map",)
+    keys = [k for k in order if k in a or k in b] + sorted((set(a) | set(b)) - set(order))
+    return [k for k in keys if a.get(k, "<missing>") != b.get(k, "<missing>")]
+
+
+def _describe_differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str],
+                          old_name: str = "cached", new_name: str = "now") -> str:
+    return ", ".join(f"{k} ({old_name} {old.get(k, '<missing>')!r}, {new_name} {new.get(k, '<missing>')!r})"
+                     for k in keys)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "weights"
+
+
+class HybridCache:
+    """Per-map JSON files of hybrid results under ``directory`` (see the module docstring).
+
+    An entry: ``{"format", "fingerprint", "metrics", "significance_at_haloes", "halo_pixels" (or None),
+    "seconds", "nfe_per_chain", "check": {"num_haloes_in_mask", "masses_in_mask"}, "source", "written"}``.
+    """
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+
+    def path(self, scale: str, label: str, map_index: int) -> Path:
+        return self.directory / f"{scale}arcmin_{_slug(label)}_map{int(map_index):03d}.json"
+
+    def load(self, label: str, fingerprint: Mapping[str, Any], check: Mapping[str, Any] | None = None,
+             quiet: bool = False) -> dict[str, Any] | None:
+        """The entry of ``fingerprint`` if its file exists, its fingerprint is identical and ``check`` (halo count
+        and masses of the map) agrees; else ``None``, logging why an existing file is ignored."""
+        path = self.path(fingerprint["scale"], label, fingerprint["map"])
+        if not path.exists():
+            return None
+        log = logger.debug if quiet else logger.info
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            logger.warning("cache %s ignored: unreadable (%s)", path, err)
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+            log("cache %s ignored: format %r, not %r", path, entry.get("format") if isinstance(entry, dict) else None,
+                CACHE_FORMAT)
+            return None
+        cached = entry.get("fingerprint") or {}
+        diff = fingerprint_differences(cached, fingerprint)
+        if diff:
+            log("cache %s ignored: fingerprint differs in %s", path, _describe_differences(cached, fingerprint, diff))
+            return None
+        stored = entry.get("check")
+        if check is not None and stored is not None:
+            n_old, n_new = stored.get("num_haloes_in_mask"), check["num_haloes_in_mask"]
+            if n_old != n_new or not np.allclose(stored.get("masses_in_mask", []), check["masses_in_mask"], rtol=1e-6,
+                                                 atol=0.0):
+                log("cache %s ignored: the map's haloes differ (cached %r in the mask, now %r): the simulator changed?",
+                    path, n_old, n_new)
+                return None
+        if check is not None and len(entry.get("significance_at_haloes", [])) != check["num_haloes_in_mask"]:
+            log("cache %s ignored: %d halo values for %d haloes", path, len(entry.get("significance_at_haloes", [])),
+                check["num_haloes_in_mask"])
+            return None
+        entry["path"] = str(path)
+        return entry
+
+    def store(self, label: str, entry: Mapping[str, Any]) -> Path:
+        """Write ``entry`` (atomically: a temporary file renamed over the old one)."""
+        fp = entry["fingerprint"]
+        path = self.path(fp["scale"], label, fp["map"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({**entry, "format": CACHE_FORMAT,
+                                   "written": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def import_previous(path: Path | str, config: HaloPosteriorConfig,
+                    cache: HybridCache) -> dict[str, dict[str, list[int]]]:
+    """Seed ``cache`` with the hybrid results of an earlier result JSON of this script at ``path`` (see the module
+    docstring); ``{scale: {method: [maps]}}`` of the entries written. ``ValueError`` (naming the fields) when the old
+    config's fingerprint differs from ``config``'s, when the file is no such JSON or holds no hybrid result for
+    ``config``'s scales and weights. Existing valid entries (e.g. computed with halo-pixel values) are kept."""
+    path = Path(path)
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--import-previous: cannot read {path}: {err}") from None
+    if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("scales"), dict):
+        raise ValueError(f"--import-previous: {path} is not a result JSON of benchmarks.halo_posterior "
+                         "(no 'config' / 'scales')")
+    old_cfg = old["config"]
+    found: dict[str, dict[str, list[int]]] = {}
+    for scale, res in old["scales"].items():
+        if scale not in config.scales:
+            logger.info("import %s: scale %s′ is not in this run, skipped", path, scale)
+            continue
+        for label in config.weights:
+            name = method_name(label)
+            per_map = (res.get("per_map") or {}).get(name)
+            if not per_map:
+                logger.info("import %s: no %s at %s′", path, name, scale)
+                continue
+            try:
+                old_fp = hybrid_fingerprint(old_cfg, scale, label)
+            except ValueError as err:
+                raise ValueError(f"--import-previous {path}: {err}") from None
+            new_fp = hybrid_fingerprint(config, scale, label)
+            diff = fingerprint_differences(old_fp, new_fp)
+            if diff:
+                differing = _describe_differences(old_fp, new_fp, diff, "previous", "this run")
+                raise ValueError(f"--import-previous {path}: its {name} at {scale}′ was run with a different "
+                                 f"configuration: {differing}; its results are not this run's (rerun with the same "
+                                 "options or drop --import-previous)")
+            haloes = res["truth"]["haloes"]
+            values = res["significance_at_haloes_per_halo"][name]
+            counts = [int(h["num_haloes_above_threshold_in_mask"]) for h in haloes[:len(per_map)]]
+            if len(haloes) < len(per_map) or sum(counts) != len(values):
+                raise ValueError(f"--import-previous {path}: {name} at {scale}′ has {len(values)} halo significances "
+                                 f"for {sum(counts)} haloes in its first {len(per_map)} maps")
+            method = res["methods"][name]
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+            written: list[int] = []
+            for i, metrics in enumerate(per_map):
+                fp = {**new_fp, "map": i}
+                check = {"num_haloes_in_mask": counts[i], "masses_in_mask": haloes[i].get("masses_in_mask", [])}
+                if cache.load(label, fp, check, quiet=True) is not None:
+                    logger.info("import %s: %s′ %s map %d already in the cache, kept", path, scale, name, i)
+                    continue
+                cache.store(label, {
+                    "fingerprint": fp, "metrics": metrics,
+                    "significance_at_haloes": values[offsets[i]:offsets[i + 1]], "halo_pixels": None,
+                    "seconds": float(method.get("seconds", float("nan"))) / len(per_map), "seconds_approximate": True,
+                    "nfe_per_chain": method.get("nfe_per_chain"), "check": check, "source": f"imported from {path}"})
+                written.append(i)
+            found.setdefault(scale, {})[name] = list(range(len(per_map)))
+            logger.info("import %s: %s′ %s maps %s seeded into %s (%d new)", path, scale, name,
+                        list(range(len(per_map))), cache.directory, len(written))
+    if not found:
+        methods = {s: [m for m in (r.get("per_map") or {}) if m.startswith("Hybrid")] for s, r in old["scales"].items()}
+        raise ValueError(f"--import-previous {path}: no hybrid result for this run's scales {list(config.scales)} and "
+                         f"weights {sorted(config.weights)} (it holds {methods})")
+    return found
 
 
 # ------------------------------------------------------------------------------------------- set-up
@@ -253,8 +531,9 @@ def _load_priors(config: HaloPosteriorConfig, setup: ScaleSetup, power: np.ndarr
     return priors
 
 
-def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str]) -> dict[str, Any]:
-    """All methods on the held-out mocks of one pixel scale."""
+def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str],
+              cache: HybridCache | None = None) -> dict[str, Any]:
+    """All methods on the held-out mocks of one pixel scale (hybrid maps from / into ``cache`` when given)."""
     from core import pipeline
     from core.analysis.baselines import constrained_realisations, kaiser_squires_map
     from core.data.observation import NoiseModel, Observation
@@ -267,23 +546,35 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str]) -> dict
     truths, catalogues, simulator = heldout_truths(setup, config.num_maps, config.seed)
     noise = NoiseModel(setup.noise_std)
     priors = _load_priors(config, setup, power, notes)
+    labels = {method_name(label): label for label in config.weights}
     schedule = pipeline.make_schedule("geometric", config.sigma_max, config.sigma_min, config.num_levels,
                                       config.steps_per_level)
     hybrid_maps = config.hybrid_maps.get(scale, config.num_maps)
     per_method: dict[str, list[dict[str, float]]] = {}
     at_haloes: dict[str, list[float]] = {}
+    halo_px: dict[str, list[dict[str, Any] | None]] = {}
     halo_meta: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
     nfe: dict[str, float] = {}
+    reused: dict[str, list[int]] = {}
 
-    def record(name: str, metrics: dict[str, float], sig_map: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-               seed: int, t0: float) -> None:
+    def add(name: str, metrics: dict[str, float], halo_sig: list[float], pixels: dict[str, Any] | None,
+            secs: float) -> None:
+        per_method.setdefault(name, []).append(metrics)
+        at_haloes.setdefault(name, []).extend(halo_sig)
+        halo_px.setdefault(name, []).append(pixels)
+        seconds[name] = seconds.get(name, 0.0) + secs
+
+    def record(name: str, metrics: dict[str, float], point: np.ndarray, std: np.ndarray | None, sig_map: np.ndarray,
+               rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, seed: int,
+               t0: float) -> tuple[dict[str, float], list[float], dict[str, Any], float]:
         hs = halo_significance(sig_map, rows, cols, mask, config.num_random, seed)
+        pixels = halo_pixel_values(point, std, truth, sig_map, rows, cols, mask, config.num_random, seed)
         metrics = {**metrics, "significance_random_mean": hs["at_random_mean"],
                    "significance_random_std": hs["at_random_std"]}
-        per_method.setdefault(name, []).append(metrics)
-        at_haloes.setdefault(name, []).extend(hs["at_haloes"])
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+        secs = time.perf_counter() - t0
+        add(name, metrics, hs["at_haloes"], pixels, secs)
+        return metrics, hs["at_haloes"], pixels, secs
 
     for i in range(config.num_maps):
         truth = truths[i]
@@ -297,21 +588,37 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str]) -> dict
         t0 = time.perf_counter()
         ks = kaiser_squires_map(obs.shear, geometry, mask=mask, smoothing_fwhm_arcmin=config.ks_fwhm_arcmin)[0].numpy()
         ks = ks.astype(np.float64)
-        record("Kaiser-Squires", _point_metrics(ks, truth, sel), ks / ks[sel].std(), rows, cols, random_seed, t0)
+        ks_sig = ks / ks[sel].std()
+        record("Kaiser-Squires", _point_metrics(ks, truth, sel), ks, None, ks_sig, rows, cols, truth, random_seed, t0)
         reference = pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior="gaussian", power_map=power,
                                            truth=truth)
         t0 = time.perf_counter()
         wiener = np.asarray(reference.wiener, np.float64)
-        record("Wiener filter", _point_metrics(wiener, truth, sel), wiener / wiener[sel].std(), rows, cols,
-               random_seed, t0)
+        record("Wiener filter", _point_metrics(wiener, truth, sel), wiener, None, wiener / wiener[sel].std(), rows,
+               cols, truth, random_seed, t0)
         t0 = time.perf_counter()
         exact = constrained_realisations(reference.likelihood, power, config.num_chains,
                                          seed=[config.seed + 2, 1000 * SCALES[scale][1] + i]).numpy().astype(np.float64)
-        record("Gaussian posterior (exact)", _sample_metrics(exact, truth, sel),
-               exact.mean(0) / exact.std(0, ddof=1), rows, cols, random_seed, t0)
+        exact_mean, exact_std = exact.mean(0), exact.std(0, ddof=1)
+        record("Gaussian posterior (exact)", _sample_metrics(exact, truth, sel), exact_mean, exact_std,
+               exact_mean / exact_std, rows, cols, truth, random_seed, t0)
         if i >= hybrid_maps:
             continue
+        check = {"num_haloes_in_mask": int(rows.size), "masses_in_mask": inside.mass.tolist()}
         for name, (_, prior) in priors.items():
+            label = labels[name]
+            fingerprint = hybrid_fingerprint(config, scale, label, i)
+            entry = cache.load(label, fingerprint, check) if cache is not None else None
+            if entry is not None:
+                add(name, entry["metrics"], list(entry["significance_at_haloes"]), entry.get("halo_pixels"),
+                    float(entry.get("seconds") or 0.0))
+                if entry.get("nfe_per_chain") is not None:
+                    nfe[name] = float(entry["nfe_per_chain"])
+                reused.setdefault(name, []).append(i)
+                logger.info("%s′ map %d %s: reused %s (%s): rmse %.4f r %.3f cov95 %.3f", scale, i, name,
+                            entry["path"], entry.get("source", "computed"), entry["metrics"]["rmse"],
+                            entry["metrics"]["pearson"], entry["metrics"].get("coverage_95", float("nan")))
+                continue
             problem = pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior=prior, power_map=power,
                                              truth=truth)
             problem.wiener = reference.wiener  # the same map; cached, so not solved twice (also the chains' centre)
@@ -326,21 +633,35 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str]) -> dict
             chains = last.chains.astype(np.float64)
             metrics = _sample_metrics(chains, truth, sel)
             nfe[name] = float(last.nfe) + (1.0 if config.final_denoise == "tweedie" else 0.0)
-            record(name, metrics, chains.mean(0) / chains.std(0, ddof=1), rows, cols, random_seed, t0)
+            chain_mean, chain_std = chains.mean(0), chains.std(0, ddof=1)
+            metrics, halo_sig, pixels, secs = record(name, metrics, chain_mean, chain_std, chain_mean / chain_std,
+                                                     rows, cols, truth, random_seed, t0)
+            if cache is not None:
+                path = cache.store(label, {"fingerprint": fingerprint, "metrics": metrics,
+                                           "significance_at_haloes": halo_sig, "halo_pixels": pixels, "seconds": secs,
+                                           "nfe_per_chain": nfe[name], "check": check, "source": "computed"})
+                logger.info("%s′ map %d %s: cached in %s", scale, i, name, path)
             logger.info("%s′ map %d %s: rmse %.4f (Wiener %.4f) r %.3f cov95 %.3f top5 %.3f  %.0f s", scale, i, name,
                         metrics["rmse"], per_method["Wiener filter"][-1]["rmse"], metrics["pearson"],
-                        metrics["coverage_95"], metrics["coverage_95_top5pct"], time.perf_counter() - t0)
+                        metrics["coverage_95"], metrics["coverage_95_top5pct"], secs)
         logger.info("%s′ map %d/%d done (%.0f s)", scale, i + 1, config.num_maps, time.perf_counter() - start)
-    return _summarise_scale(config, setup, per_method, at_haloes, halo_meta, seconds, nfe, priors, simulator,
-                            truths, time.perf_counter() - start)
+    for name, maps in reused.items():
+        notes.append(f"{scale}′: {name} on maps {maps} reused from the cache {cache.directory if cache else ''} "
+                     "(seconds: the original runs')")
+    out = _summarise_scale(config, setup, per_method, at_haloes, halo_meta, seconds, nfe, priors, simulator,
+                           truths, time.perf_counter() - start, halo_px)
+    for name, maps in reused.items():
+        out["methods"][name]["maps_from_cache"] = maps
+    return out
 
 
 def _summarise_scale(config: HaloPosteriorConfig, setup: ScaleSetup, per_method: dict[str, list[dict[str, float]]],
                      at_haloes: dict[str, list[float]], halo_meta: list[dict[str, Any]], seconds: dict[str, float],
                      nfe: dict[str, float], priors: Mapping[str, Any], simulator: dict[str, Any], truths: np.ndarray,
-                     total: float) -> dict[str, Any]:
+                     total: float, halo_px: Mapping[str, list[dict[str, Any] | None]] | None = None) -> dict[str, Any]:
     wiener = per_method["Wiener filter"]
     gaussian_haloes = at_haloes["Gaussian posterior (exact)"]
+    halo_px = halo_px or {}
     methods: dict[str, Any] = {}
     for name, values in per_method.items():
         entry: dict[str, Any] = aggregate(values)
@@ -357,6 +678,8 @@ def _summarise_scale(config: HaloPosteriorConfig, setup: ScaleSetup, per_method:
             entry["nfe_per_chain"] = nfe.get(name)
             entry["weights"] = priors[name][0]
         entry["seconds"] = round(seconds.get(name, 0.0), 1)
+        if name in halo_px:
+            entry["halo_pixels"] = pool_halo_pixels(halo_px[name])
         methods[name] = entry
     sel = setup.mask > 0
     return {
@@ -371,21 +694,28 @@ def _summarise_scale(config: HaloPosteriorConfig, setup: ScaleSetup, per_method:
         "methods": methods,
         "per_map": per_method,
         "significance_at_haloes_per_halo": at_haloes,
+        "halo_pixels_per_map": dict(halo_px),
         "total_seconds": round(total, 1),
     }
 
 
-def run_benchmark(config: HaloPosteriorConfig) -> dict[str, Any]:
-    """Every configured scale; a JSON-serialisable dict (config, per-scale aggregates, per-map values)."""
+def run_benchmark(config: HaloPosteriorConfig, cache: HybridCache | Path | str | None = None) -> dict[str, Any]:
+    """Every configured scale; a JSON-serialisable dict (config, per-scale aggregates, per-map values). ``cache``: a
+    :class:`HybridCache` or its directory for the per-map hybrid results (``None``: no cache)."""
     config.validate()
+    if cache is not None and not isinstance(cache, HybridCache):
+        cache = HybridCache(cache)
     start = time.perf_counter()
     notes: list[str] = []
-    scales = {scale: run_scale(config, scale, notes) for scale in config.scales}
+    scales = {scale: run_scale(config, scale, notes, cache) for scale in config.scales}
     return {
         "config": dataclasses.asdict(config),
         "expected_coverage_with_num_chains": expected_coverages(config.num_chains),
         "scales": scales,
         "notes": notes,
+        "cache": {"dir": None if cache is None else str(cache.directory),
+                  "reused": {s: {m: e["maps_from_cache"] for m, e in r["methods"].items() if "maps_from_cache" in e}
+                             for s, r in scales.items()}},
         "load_average_end": list(os.getloadavg()),
         "total_seconds": round(time.perf_counter() - start, 1),
     }
@@ -397,6 +727,38 @@ def _layout_text(patch: Mapping[str, Any]) -> str:
     if patch["layout"] == "rebin":
         return f"the whole COSMOS footprint and noise of {grid} resampled to {patch['npix']}²"
     return f"a {patch['npix']}² crop of {grid} at corner {tuple(patch['corner_row_col'])}"
+
+
+def _cell(entry: Mapping[str, Any] | None, digits: int = 4) -> str:
+    if not entry or not entry.get("n"):
+        return "–"
+    return fmt(entry, digits)
+
+
+def halo_pixel_table(res: Mapping[str, Any]) -> list[str]:
+    """The second markdown table of one scale: the halo-pixel statistics (:func:`pool_halo_pixels`); no lines for
+    results without them."""
+    rows = [(name, m["halo_pixels"]) for name, m in res["methods"].items() if m.get("halo_pixels")]
+    if not rows:
+        return []
+    lines = [
+        "| method | maps (haloes) | κ̂ at haloes | σ at haloes | true κ at haloes | truth mean random | "
+        "truth median random | truth S* median random | κ̂ mean random | σ mean random | S median random |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, h in rows:
+        missing = f", {h['num_maps_missing']} without" if h.get("num_maps_missing") else ""
+        lines.append(
+            f"| {name} | {h['num_maps']}{missing} ({h['truth_at_haloes']['n']}) | {_cell(h['kappa_hat_at_haloes'])} "
+            f"| {_cell(h['std_at_haloes'])} | {_cell(h['truth_at_haloes'])} | {_cell(h['truth_mean_at_random'])} "
+            f"| {_cell(h['truth_median_at_random'])} | {_cell(h['truth_significance_median_at_random'], 2)} "
+            f"| {_cell(h['kappa_hat_mean_at_random'])} | {_cell(h['std_mean_at_random'])} "
+            f"| {_cell(h['significance_median_at_random'], 2)} |")
+    lines += ["", "Halo pixels: posterior mean κ̂, posterior std σ (– for KS/Wiener: no posterior) and true κ at the "
+              "haloes above the threshold (pooled over haloes, ± sd/√n); random: the same random observed pixels as "
+              "S random, per-map mean/median pooled over maps (± sd/√maps); S* = κ*/sd(κ* in the mask) is the truth's "
+              "own 'significance' (a mean-zero, positively skewed field has most pixels below zero).", ""]
+    return lines
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -429,6 +791,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                 f"| {fmt(m['significance_at_haloes'], 2)} (n={m['significance_at_haloes']['n']}) "
                 f"| {fmt(m['significance_random_mean'], 2)} | {m.get('nfe_per_chain') or '–'} | {m['seconds']:.0f} |")
         lines.append("")
+        lines += halo_pixel_table(res)
     lines += [
         f"Ideal coverage with {cfg['num_chains']} samples: 68% → {exp['coverage_68']:.3f}, 95% → {exp['coverage_95']:.3f}. "
         "S = posterior mean/std at the pixel of each true halo above the threshold (pooled over maps, ± sd/√n) and "
@@ -475,6 +838,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="held-out seed word of truths, noise and chains")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR, help="where to write the JSON and markdown")
     p.add_argument("--tag", default=None, help="file stem (default halo_posterior or halo_posterior_quick)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="per-map cache of the hybrid results (default <output-dir>/cache/<tag>/)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the per-map hybrid cache")
+    p.add_argument("--import-previous", type=Path, default=None, metavar="OLD.json",
+                   help="seed the cache with the hybrid maps of an earlier result JSON of this script "
+                        "(refused if its config differs)")
     return p
 
 
@@ -507,11 +876,25 @@ def config_from_args(args: argparse.Namespace) -> HaloPosteriorConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    result = run_or_report("halo_posterior", lambda: run_benchmark(config_from_args(args)))
+    stem = args.tag or ("halo_posterior_quick" if args.quick else "halo_posterior")
+    cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / "cache" / stem)
+
+    def go() -> dict[str, Any]:
+        config = config_from_args(args)
+        config.validate()
+        if args.import_previous is not None and cache_dir is None:
+            raise ValueError("--import-previous needs the cache: drop --no-cache")
+        cache = None if cache_dir is None else HybridCache(cache_dir)
+        imported = None if args.import_previous is None else import_previous(args.import_previous, config, cache)
+        result = run_benchmark(config, cache)
+        if imported is not None:
+            result["cache"]["imported_from"] = {"path": str(args.import_previous), "maps": imported}
+        return result
+
+    result = run_or_report("halo_posterior", go)
     if result is None:
         return 2
     result["command"] = "python -m benchmarks.halo_posterior " + " ".join(sys.argv[1:] if argv is None else argv)
-    stem = args.tag or ("halo_posterior_quick" if args.quick else "halo_posterior")
     write_report(args.output_dir, stem, result, markdown_table(result))
     print(markdown_table(result))
     return 0
