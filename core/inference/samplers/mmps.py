@@ -94,7 +94,7 @@ class MMPSSampler(DiffusionSampler):
     def guided_score(self, observation: Any, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``s_prior + J_Dᵀ Aᵀ K⁻¹ (y − A D)`` for ``observation`` (module docstring)."""
         if self._gaussian_jacobian:  # J_G replaces J_D; the vjp/jvp choice does not apply
-            products: dict[str, Any] = {"surrogate_jacobian": lambda w: self.gaussian_tweedie_jacobian(w, sigma)}
+            products = {"surrogate_jacobian": lambda w: self.gaussian_tweedie_jacobian(w, sigma)}
         else:
             products = {"jacobian_product": self.options["jacobian_product"]}
         terms = mmps_guidance(
