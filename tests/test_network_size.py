@@ -56,7 +56,7 @@ def test_work_dir_inside_assets_and_bad_groups_are_refused(tmp_path: Path) -> No
         NetworkSizeConfig(work_dir=Path(ASSETS_DIR) / "weights" / "sizes").validate()
     with pytest.raises(ValueError, match="--sizes entry 12,24x1"):  # 12 channels do not split into 8 GroupNorm groups
         NetworkSizeConfig(sizes=parse_sizes("12,24x1"), work_dir=tmp_path).validate()
-    with pytest.raises(ValueError, match="--sizes entry 4,8x1"):  # passes the trainer's checks, the network cannot build
+    with pytest.raises(ValueError, match="--sizes entry 4,8x1"):  # the trainer refuses it too (GroupNorm groups)
         NetworkSizeConfig(sizes=parse_sizes("4,8x1"), work_dir=tmp_path).validate()
     with pytest.raises(ValueError, match="--forward-sizes"):
         NetworkSizeConfig(sizes=parse_sizes("8,8,8,8x1"), forward_sizes=(8,), work_dir=tmp_path).validate()

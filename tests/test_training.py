@@ -226,6 +226,14 @@ def test_cli_groupnorm_channels_give_one_clear_message(tmp_path, capsys) -> None
     assert "channels=12,24,48" in err and "GroupNorm" in err and "\x1b" not in err and "Traceback" not in err
 
 
+def test_channels_narrower_than_the_next_scales_groups_are_refused_before_building() -> None:
+    # 4 channels pass the per-scale check (min(8, 4) = 4 groups) but the 8-channel scale's first block
+    # normalises those 4 channels in 8 groups: Keras would fail deep inside the build
+    with pytest.raises(ValueError, match="channels=4,8.*4 channels of the scale above in 8 GroupNorm groups"):
+        TrainingConfig(channels=(4, 8)).validate()
+    TrainingConfig(channels=(4, 4)).validate()  # 4 groups of 1 channel at both scales: builds
+
+
 def test_data_dir_corrupt_file_and_pixel_scale(tmp_path) -> None:
     from astropy.io import fits
 

@@ -107,6 +107,16 @@ class TrainingConfig:
                 f"{self.groups} GroupNorm groups; use multiples of groups={self.groups} (or fewer than {self.groups} channels "
                 "that still divide evenly) or change --groups"
             )
+        # the first block of scale s normalises the pooled output of scale s − 1 with min(groups, channels[s]) groups
+        narrow = [(int(a), int(b)) for a, b in zip(self.channels[:-1], self.channels[1:])
+                  if int(a) % min(int(self.groups), int(b))]
+        if narrow:
+            raise ValueError(
+                f"channels={','.join(str(int(c)) for c in self.channels)}: the first block of a {narrow[0][1]}-channel scale "
+                f"normalises the {narrow[0][0]} channels of the scale above in {min(int(self.groups), narrow[0][1])} GroupNorm "
+                f"groups, which do not divide them; use channel counts that are multiples of groups={self.groups} or "
+                "change --groups"
+            )
         if isinstance(self.blocks_per_scale, bool) or int(self.blocks_per_scale) < 1:
             raise ValueError(f"blocks_per_scale must be a positive integer, got {self.blocks_per_scale!r}")
         check_map_size(self.npix, len(self.channels), "npix")
