@@ -64,6 +64,21 @@ def _time_interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[
                    "median_s": round(statistics.median(times[name]), 5)} for name in runs}
 
 
+def graph_flops(concrete: Any, op_types: list[str] | None = None) -> int:
+    """FLOP of a concrete function, counted by TensorFlow's graph profiler on its frozen graph (``float_operation``);
+    ``op_types``: count only ops of these types (regexes, e.g. ``["Conv2D"]``). TensorFlow is imported here, so
+    importing this module does not fix TensorFlow's start-up options."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(concrete)
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    if op_types:
+        opts["account_type_regexes"] = op_types
+    return int(tf.compat.v1.profiler.profile(frozen.graph, options=opts).total_float_ops)
+
+
 def _block(out: Any) -> None:
     for t in out if isinstance(out, (tuple, list)) else (out,):
         t.numpy()
@@ -88,19 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from core.physics.geometry import MapGeometry
     from core.priors.hybrid import HybridPrior, filter_residual, shipped_prior
     from core.priors.network import count_parameters
-
-    def flops(concrete: Any, types: list[str] | None) -> int:
-        frozen = convert_variables_to_constants_v2(concrete)
-        opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-        opts["output"] = "none"
-        if types:
-            opts["account_type_regexes"] = types
-        return int(tf.compat.v1.profiler.profile(frozen.graph, options=opts).total_float_ops)
 
     results = []
     batch = args.batch
@@ -117,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         keras_graph = tf.function(lambda a, b, c: net((a, b, c)))
         keras_xla = tf.function(lambda a, b, c: net((a, b, c)), jit_compile=True)
         concrete = keras_graph.get_concrete_function(x, sigma, g)
-        flop_all = flops(concrete, None) / batch
-        flop_conv = flops(concrete, ["Conv2D"]) / batch
+        flop_all = graph_flops(concrete) / batch
+        flop_conv = graph_flops(concrete, ["Conv2D"]) / batch
 
         def reference_score() -> tf.Tensor:  # eager Keras forward, the definition
             return g + filter_residual(net((x, sigma, g)), prior._power_half, sigma, prior.residual_filter)

@@ -380,16 +380,11 @@ def network_flops(network: Any, x: Any, sigma: Any, g: Any, op_types: list[str] 
     """FLOP of one batched Keras forward ``network((x, σ, g))`` (graph profiler on the frozen concrete function,
     as ``benchmarks/bench_network.py`` counts them)."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from benchmarks.bench_network import graph_flops
 
     args = (x, sigma, g) if network.hybrid else (x, sigma)
-    concrete = tf.function(lambda *a: network(a)).get_concrete_function(*args)
-    frozen = convert_variables_to_constants_v2(concrete)
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    if op_types:
-        opts["account_type_regexes"] = op_types
-    return int(tf.compat.v1.profiler.profile(frozen.graph, options=opts).total_float_ops)
+    return graph_flops(tf.function(lambda *a: network(a)).get_concrete_function(*args), op_types)
 
 
 def measure_forward(config: NetworkSizeConfig, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
