@@ -9,6 +9,9 @@ import pytest
 from dashboard.lab.app import LabApp
 from dashboard.lab.settings import URL_KEYS, LabSettings, validate_query
 
+# The tests share one LabApp (module fixture) and some continue its state: one xdist worker runs them in order.
+pytestmark = pytest.mark.xdist_group("lab_app")
+
 
 def test_validate_query_checks_each_key_on_its_own():
     good, errors = validate_query({"target": "ring", "step_size": "abc", "num_chains": [b"300"], "foo": "1",
@@ -29,7 +32,7 @@ def app():
                         "steps_per_level": "2", "teaching": "false"})
     lab._warm_thread.join()
     yield lab
-    lab.close()
+    lab.close(wait_s=300)  # a warm-up still compiling at process exit would abort the worker
 
 
 def test_frames_move_the_chains_and_pause_stops_them(app):
@@ -54,8 +57,14 @@ def test_frames_move_the_chains_and_pause_stops_them(app):
 
 
 def test_live_step_size_and_restart_on_target_change(app):
+    app.pause()
+    if app.run.step == 0:  # on its own (not after the frames test): move the chains first
+        app._warm_thread.join()
+        app.step()
+    run, before = app.run, app.run.step
+    assert before > 0
     app.settings.step_size = 3.0
-    assert app.run.step_size == 3.0 and app.run.step == 18  # same run, new step size
+    assert app.run is run and app.run.step_size == 3.0 and app.run.step == before  # same run, new step size
     app.settings.target = "ring"
     assert app.run.target.name == "ring" and app.run.step == 0
     with pytest.raises(ValueError, match="sigma_min"):  # out of bounds: param refuses it, the run goes on

@@ -183,9 +183,16 @@ class LabApp(pn.viewable.Viewer):
             except Exception:  # pragma: no cover - not in a server session (notebook)
                 pass
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop the page's work: training and precomputation see the cancel flag and return. ``wait_s`` > 0 also
+        waits (at most that long each) for the worker threads, e.g. before the process exits: a TensorFlow thread
+        killed mid-compile at interpreter exit aborts the process. The server's session-end callback does not wait."""
         self._cancel.set()
         self.playing = False
+        if wait_s > 0:
+            for thread in (self._warm_thread, self._train_thread):
+                if thread is not None:
+                    thread.join(wait_s)
         if self._callback is not None:
             try:
                 self._callback.stop()
