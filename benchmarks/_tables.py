@@ -35,8 +35,9 @@ def mean_se(values: Any) -> dict[str, float]:
 
 
 def aggregate(per_map: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean ± standard error over maps of every metric of the first map's record."""
-    return {key: mean_se([m[key] for m in per_map]) for key in per_map[0]}
+    """Mean ± standard error over maps of every metric that all maps' records have (in the first record's order:
+    records from before a metric was added, e.g. cached ones, leave it out rather than pool fewer maps)."""
+    return {key: mean_se([m[key] for m in per_map]) for key in per_map[0] if all(key in m for m in per_map)}
 
 
 def paired_difference(values: Sequence[float], reference: Sequence[float]) -> dict[str, float]:

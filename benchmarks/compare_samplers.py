@@ -71,6 +71,7 @@ METHODS: tuple[Method, ...] = (
     Method("hybrid-pc-k3", "hybrid", "pc", dict(num_corrector_steps=3)),
     Method("hybrid-dps", "hybrid", "dps"),
     Method("hybrid-mmps", "hybrid", "mmps"),
+    Method("hybrid-mmps-heun", "hybrid", "mmps", dict(integrator="heun")),
 )
 
 
@@ -88,7 +89,7 @@ class Config:
     methods: tuple[str, ...] = tuple(m.label for m in METHODS)
     base_seed: int = 100
     subset_maps: int | None = None  # run the costly methods (SUBSET_METHODS) on the first n maps of a problem only
-    subset_methods: tuple[str, ...] = ("hybrid-hmc", "hybrid-mmps", "hybrid-dps")
+    subset_methods: tuple[str, ...] = ("hybrid-hmc", "hybrid-mmps", "hybrid-mmps-heun", "hybrid-dps")
 
 
 def _skewness(x: np.ndarray) -> float:

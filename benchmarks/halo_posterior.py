@@ -60,8 +60,8 @@ result — its metrics, per-halo S and halo-pixel values, seconds and NFE — is
 ``<cache-dir>/<scale>arcmin_<label>_map<i>.json`` (default ``<output-dir>/cache/<tag>/``, i.e.
 ``benchmarks/results/cache/<tag>/``) with a fingerprint of everything that determines it (:func:`hybrid_fingerprint`:
 scale, npix, num_maps — the truths are drawn as one batch —, num_chains, sampler and its options, num_levels,
-steps_per_level, σ_max, σ_min, final_denoise, method label and weights name, seed, mass_threshold, num_random,
-map index). A run reuses an entry whose fingerprint is identical (and whose halo count and masses match the map's),
+steps_per_level, σ_max, σ_min, final_denoise, method label, weights name and the sha256 of the weights file, seed,
+mass_threshold, num_random, map index). A run reuses an entry whose fingerprint is identical (and whose halo count and masses match the map's),
 logs every entry it ignores and why, and recomputes the rest, so a run that stopped part-way is resumed by
 running the same command again; ``--no-cache`` disables it. KS, Wiener and the exact Gaussian posterior (seconds)
 are always recomputed. ``--import-previous OLD.json`` seeds the cache from an earlier result JSON of this script
@@ -103,6 +103,8 @@ logger = logging.getLogger("benchmarks.halo_posterior")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HELDOUT_SEED = 20261201
+#: side of the COSMOS field in arcmin (its grids: 120 pixels of 0.87′, 360 of 0.29′)
+COSMOS_FIELD_ARCMIN = 104.4
 #: pixel scale name → (COSMOS grid side over the 104.4′ field, index in the seed words)
 SCALES: dict[str, tuple[int, int]] = {"0.87": (120, 0), "0.29": (360, 1)}
 #: hybrid weights label → shipped model name pattern (``{scale}`` = "0.87" / "0.29")
@@ -276,10 +278,11 @@ def method_name(label: str) -> str:
 
 
 def hybrid_fingerprint(config: HaloPosteriorConfig | Mapping[str, Any], scale: str, label: str,
-                       map_index: int | None = None) -> dict[str, Any]:
+                       map_index: int | None = None, weights_sha256: str | None = None) -> dict[str, Any]:
     """Everything that determines the hybrid result of weights ``label`` on map ``map_index`` of ``scale`` (without
     ``map`` for ``None``), JSON-normalised; ``config`` a :class:`HaloPosteriorConfig` or the ``config`` dict of a
-    result JSON."""
+    result JSON. ``weights_sha256`` (the weights file's digest from its metadata, :func:`weights_digest`; ``None``
+    for a prior without one) tells retrained weights of the same name apart."""
     cfg = dataclasses.asdict(config) if isinstance(config, HaloPosteriorConfig) else dict(config)
     missing = [k for k in FINGERPRINT_FIELDS + ("weights",) if k not in cfg]
     if missing:
@@ -297,9 +300,21 @@ def hybrid_fingerprint(config: HaloPosteriorConfig | Mapping[str, Any], scale: s
         elif key == "sampler_options":
             value = dict(sorted(dict(value or {}).items()))
         fp[key] = value
+    fp["weights_sha256"] = None if weights_sha256 is None else str(weights_sha256)
     if map_index is not None:
         fp["map"] = int(map_index)
     return json.loads(json.dumps(fp, sort_keys=True))
+
+
+def weights_digest(name: str, scale: str) -> str | None:
+    """The ``weights_sha256`` recorded in the metadata of the weights ``name`` as they resolve now at ``scale``
+    (``None`` when the name resolves to nothing or the metadata has no digest)."""
+    from core.priors.weights import read_metadata, resolve_weights
+
+    try:
+        return read_metadata(resolve_weights(COSMOS_FIELD_ARCMIN / SCALES[scale][0], name)).get("weights_sha256")
+    except (ValueError, FileNotFoundError, OSError, KeyError):
+        return None
 
 
 def fingerprint_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -413,6 +428,8 @@ def import_previous(path: Path | str, config: HaloPosteriorConfig,
                 raise ValueError(f"--import-previous {path}: {err}") from None
             new_fp = hybrid_fingerprint(config, scale, label)
             diff = fingerprint_differences(old_fp, new_fp)
+            # the old JSON names its weights but has no digest: its results are attributed to the files as they are now
+            new_fp["weights_sha256"] = weights_digest(new_fp["weights"], scale)
             if diff:
                 differing = _describe_differences(old_fp, new_fp, diff, "previous", "this run")
                 raise ValueError(f"--import-previous {path}: its {name} at {scale}′ was run with a different "
@@ -607,7 +624,8 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str],
         check = {"num_haloes_in_mask": int(rows.size), "masses_in_mask": inside.mass.tolist()}
         for name, (_, prior) in priors.items():
             label = labels[name]
-            fingerprint = hybrid_fingerprint(config, scale, label, i)
+            fingerprint = hybrid_fingerprint(config, scale, label, i,
+                                             weights_sha256=getattr(prior, "metadata", {}).get("weights_sha256"))
             entry = cache.load(label, fingerprint, check) if cache is not None else None
             if entry is not None:
                 add(name, entry["metrics"], list(entry["significance_at_haloes"]), entry.get("halo_pixels"),
@@ -779,8 +797,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"{cfg['final_denoise']} denoising. Mean ± standard error over maps; Δ vs Wiener paired.",
             "",
             "| method | maps | RMSE | Δ RMSE vs WF | Pearson r | Δ r vs WF | cov 68 | cov 95 | cov 68 top 5% | "
-            "cov 95 top 5% | S at haloes | S random | NFE | s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "cov 95 top 5% | cov 95 mean top 5% | S at haloes | S random | NFE | s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, m in res["methods"].items():
             vs = m.get("vs_wiener", {})
@@ -788,7 +806,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                 f"| {name} | {m['num_maps']} | {fmt(m['rmse'], 4)} | {fmt(vs.get('rmse'), 4, signed=True)} "
                 f"| {fmt(m['pearson'])} | {fmt(vs.get('pearson'), 3, signed=True)} | {fmt(m.get('coverage_68'))} "
                 f"| {fmt(m.get('coverage_95'))} | {fmt(m.get('coverage_68_top5pct'))} | {fmt(m.get('coverage_95_top5pct'))} "
-                f"| {fmt(m['significance_at_haloes'], 2)} (n={m['significance_at_haloes']['n']}) "
+                f"| {fmt(m.get('coverage_95_mean_top5pct'))} | {fmt(m['significance_at_haloes'], 2)} (n={m['significance_at_haloes']['n']}) "
                 f"| {fmt(m['significance_random_mean'], 2)} | {m.get('nfe_per_chain') or '–'} | {m['seconds']:.0f} |")
         lines.append("")
         lines += halo_pixel_table(res)
@@ -796,7 +814,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"Ideal coverage with {cfg['num_chains']} samples: 68% → {exp['coverage_68']:.3f}, 95% → {exp['coverage_95']:.3f}. "
         "S = posterior mean/std at the pixel of each true halo above the threshold (pooled over maps, ± sd/√n) and "
         "at random observed pixels; KS and Wiener: the map over its rms in the mask. top 5%: pixels whose true κ is "
-        f"above its 95th percentile. KS smoothed with FWHM {cfg['ks_fwhm_arcmin']:g}′.",
+        "above its 95th percentile; mean top 5%: pixels whose posterior mean is above its 95th percentile (selected "
+        "by the data: an exact posterior is calibrated there, unlike at the truth's top 5%; "
+        f"benchmarks/conditional_coverage.py; – where a cached run predates it). KS smoothed with FWHM {cfg['ks_fwhm_arcmin']:g}′.",
     ]
     lines += [f"Note: {n}" for n in result.get("notes", [])]
     lines.append(f"Run time {result['total_seconds']:.0f} s (load average at the end {result['load_average_end'][0]:.1f}).")

@@ -27,8 +27,9 @@ class _Counter:
         self.calls = 0
 
 
-def _patch(mp: pytest.MonkeyPatch) -> _Counter:
-    """The Gaussian prior as the 'hybrid' weights; :func:`core.pipeline.run` counted."""
+def _patch(mp: pytest.MonkeyPatch, weights_sha256: str | None = None) -> _Counter:
+    """The Gaussian prior as the 'hybrid' weights (with ``weights_sha256`` as its metadata's digest, if given);
+    :func:`core.pipeline.run` counted."""
     from core import pipeline
     from core.priors.gaussian import GaussianPrior
 
@@ -39,8 +40,14 @@ def _patch(mp: pytest.MonkeyPatch) -> _Counter:
         counter.calls += 1
         return real_run(*args, **kwargs)
 
+    def stand_in(setup, power):
+        prior = GaussianPrior(setup.geometry, power)
+        if weights_sha256 is not None:
+            prior.metadata = {"weights_sha256": weights_sha256}
+        return prior
+
     def fake_priors(config, setup, power, notes):
-        return {hp.method_name(label): (pattern.format(scale=setup.name), GaussianPrior(setup.geometry, power))
+        return {hp.method_name(label): (pattern.format(scale=setup.name), stand_in(setup, power))
                 for label, pattern in config.weights.items()}
 
     mp.setattr(pipeline, "run", counting_run)
@@ -48,9 +55,10 @@ def _patch(mp: pytest.MonkeyPatch) -> _Counter:
     return counter
 
 
-def _run(config: hp.HaloPosteriorConfig, cache_dir: Path | None) -> tuple[dict[str, Any], int]:
+def _run(config: hp.HaloPosteriorConfig, cache_dir: Path | None,
+         weights_sha256: str | None = None) -> tuple[dict[str, Any], int]:
     with pytest.MonkeyPatch.context() as mp:
-        counter = _patch(mp)
+        counter = _patch(mp, weights_sha256)
         result = hp.run_benchmark(config, cache_dir)
     return json.loads(json.dumps(result)), counter.calls  # as written to / read from the JSON
 
@@ -112,6 +120,28 @@ def test_changed_fingerprint_field_is_not_reused(first_run, tmp_path):
     assert entry["fingerprint"]["num_levels"] == 3  # recomputed and overwritten
     assert hp.fingerprint_differences(hp.hybrid_fingerprint(CONFIG, "0.87", LABEL, 0),
                                       hp.hybrid_fingerprint(changed, "0.87", LABEL, 0)) == ["num_levels"]
+
+
+def test_retrained_weights_of_the_same_name_are_not_reused(first_run, tmp_path):
+    _, cache_dir, _ = first_run
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    _, calls = _run(CONFIG, copy, weights_sha256="0" * 64)  # same name and options, another weights file
+    assert calls == CONFIG.num_maps
+    entry = json.loads((copy / "0.87arcmin_stand-in_map000.json").read_text())
+    assert entry["fingerprint"]["weights_sha256"] == "0" * 64
+    _, calls = _run(CONFIG, copy, weights_sha256="0" * 64)
+    assert calls == 0
+    assert hp.fingerprint_differences(hp.hybrid_fingerprint(CONFIG, "0.87", LABEL, 0),
+                                      hp.hybrid_fingerprint(CONFIG, "0.87", LABEL, 0, "0" * 64)) == ["weights_sha256"]
+
+
+def test_weights_digest_reads_the_shipped_metadata():
+    from core.priors.weights import read_metadata, resolve_weights
+
+    meta = read_metadata(resolve_weights(104.4 / 120, "hybrid_halo_0.87arcmin"))
+    assert hp.weights_digest("hybrid_halo_0.87arcmin", "0.87") == meta["weights_sha256"]
+    assert hp.weights_digest("no_such_weights_{scale}", "0.87") is None
 
 
 def test_import_previous_refuses_a_different_config(first_run, tmp_path):

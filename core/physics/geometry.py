@@ -142,11 +142,19 @@ def as_float_tensor(x: np.ndarray | tf.Tensor | float, name: str = "x") -> tf.Te
     return tf.convert_to_tensor(np.asarray(x, dtype=np.float32) if not isinstance(x, tf.Tensor) else tf.cast(x, tf.float32), name=name)
 
 
+def to_complex64(x: tf.Tensor) -> tf.Tensor:
+    """``x + 0i`` as complex64 by ``tf.complex`` (a complex tensor passes through). Not ``tf.cast``: the gradient of
+    a float→complex cast is a complex→float cast, which TensorFlow logs as discarding the imaginary part each time
+    a function is differentiated (every traced VJP through the network, also with respect to σ)."""
+    if x.dtype == tf.complex64:
+        return x
+    x = tf.cast(x, tf.float32)
+    return tf.complex(x, tf.zeros_like(x))
+
+
 def fft2(x: tf.Tensor) -> tf.Tensor:
     """Un-normalised 2-D DFT over the last two axes of a real or complex tensor (complex64 out)."""
-    if x.dtype != tf.complex64:
-        x = tf.complex(tf.cast(x, tf.float32), tf.zeros_like(x, dtype=tf.float32))
-    return tf.signal.fft2d(x)
+    return tf.signal.fft2d(to_complex64(x))
 
 
 def ifft2(xk: tf.Tensor) -> tf.Tensor:

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.physics.fields import SeedLike, check_power_map, white_noise
-from core.physics.geometry import MapGeometry, as_float_tensor
+from core.physics.geometry import MapGeometry, as_float_tensor, to_complex64
 
 __all__ = ["GaussianPrior"]
 
@@ -116,7 +116,7 @@ class GaussianPrior:
     def score(self, kappa: np.ndarray | tf.Tensor, sigma: float | tf.Tensor = 0.0) -> tf.Tensor:
         """∇_κ log p_σ(κ) = −F⁻¹[κ̂/(P+σ²)], float32 with the broadcast shape of κ and σ."""
         kappa = self._kappa(kappa)
-        inv = tf.cast(1.0 / self._total_power(sigma), tf.complex64)
+        inv = to_complex64(1.0 / self._total_power(sigma))
         npix = self.geometry.npix
         return -tf.signal.irfft2d(tf.signal.rfft2d(kappa) * inv, fft_length=[npix, npix])
 
@@ -140,5 +140,5 @@ class GaussianPrior:
             raise ValueError(f"num must be a positive integer, got {num!r}")
         npix = self.geometry.npix
         white = white_noise((int(num), npix, npix), seed)
-        amplitude = tf.cast(tf.sqrt(self._total_power(sigma)), tf.complex64)
+        amplitude = to_complex64(tf.sqrt(self._total_power(sigma)))
         return tf.signal.irfft2d(tf.signal.rfft2d(white) * amplitude, fft_length=[npix, npix])

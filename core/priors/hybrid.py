@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from core.physics.geometry import MapGeometry, as_float_tensor
+from core.physics.geometry import MapGeometry, as_float_tensor, to_complex64
 from core.priors.network import ScoreUNet, check_map_size
 from core.priors.weights import (  # re-exported: the public names of the weight handling
     METADATA_FORMAT,
@@ -120,7 +120,7 @@ def filter_residual(raw: tf.Tensor, power_half: tf.Tensor, sigma: tf.Tensor, kin
         raise ValueError(f"residual_filter must be one of {RESIDUAL_FILTERS}, got {kind!r}")
     npix = raw.shape[-1] if raw.shape[-1] is not None else tf.shape(raw)[-1]
     s2 = tf.square(sigma)[:, None, None]
-    weights = tf.cast(s2 / (power_half + s2), tf.complex64)
+    weights = to_complex64(s2 / (power_half + s2))
     return tf.signal.irfft2d(tf.signal.rfft2d(raw) * weights, fft_length=[npix, npix])
 
 

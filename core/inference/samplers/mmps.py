@@ -40,6 +40,7 @@ from core.inference.guidance import mmps_guidance, mmps_nfe
 from core.inference.samplers.dps import observation_of
 from core.inference.samplers.predictor_corrector import DiffusionSampler
 from core.inference.schedules import Schedule
+from core.physics.geometry import to_complex64
 
 __all__ = ["MMPSSampler"]
 
@@ -88,8 +89,8 @@ class MMPSSampler(DiffusionSampler):
         s2 = tf.square(tf.cast(sigma, tf.float32))
         if s2.shape.rank:
             s2 = tf.reshape(s2, tf.concat([tf.shape(s2), [1, 1]], 0))
-        gain = tf.cast(self._power / (self._power + s2), tf.complex64)  # (n, n): checked 2-D in __init__
-        return tf.math.real(tf.signal.ifft2d(gain * tf.signal.fft2d(tf.cast(w, tf.complex64))))
+        gain = to_complex64(self._power / (self._power + s2))  # (n, n): checked 2-D in __init__
+        return tf.math.real(tf.signal.ifft2d(gain * tf.signal.fft2d(to_complex64(w))))
 
     def guided_score(self, observation: Any, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``s_prior + J_Dᵀ Aᵀ K⁻¹ (y − A D)`` for ``observation`` (module docstring)."""
