@@ -217,6 +217,32 @@ def test_mmps_jacobian_product_applies_only_without_a_surrogate():
         mmps_guidance(observation, prior_score, x, sigma, cg_iterations=1, surrogate_jacobian=np.eye(2))
 
 
+def test_mmps_compiled_score_is_not_shared_across_power_maps(masked_problem):
+    """The compiled guided score is shared per (prior, operator, options) and holds MMPS's power map as a constant:
+    a posterior with the same prior object but another power map must get its own trace, not the first one's."""
+    from core.inference.posterior import PosteriorScore
+
+    posterior, power = masked_problem
+
+    class OtherPower(PosteriorScore):
+        @property
+        def power_map(self):
+            return 4.0 * np.asarray(power)
+
+    other = OtherPower(posterior.likelihood, posterior.prior)
+    schedule = GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=5)
+    x = tf.constant(np.random.default_rng(2).normal(scale=0.05, size=(3, NPIX, NPIX)), tf.float32)
+    sigma = tf.constant(0.05, tf.float32)
+    scores = []
+    for post in (posterior, other):
+        sampler = MMPSSampler(post, schedule, jacobian_product="gaussian", cg_iterations=2)
+        direct = sampler.guided_score(sampler.observation, x, sigma).numpy()
+        compiled = sampler.compiled_guided_score(x, sigma).numpy()
+        np.testing.assert_allclose(compiled, direct, rtol=1e-4, atol=1e-4 * np.abs(direct).max())
+        scores.append(compiled)
+    assert np.abs(scores[0] - scores[1]).max() > 1e-2 * np.abs(scores[0]).max()  # the power map matters here
+
+
 # ------------------------------------------------------------------------------------------- known answers
 @pytest.mark.parametrize("masked", [True, False])
 def test_mmps_samples_the_exact_gaussian_posterior(masked, masked_problem, uniform_problem):

@@ -31,6 +31,7 @@ tempered predictor–corrector is under-dispersed at any number of levels.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,6 +61,8 @@ class MMPSSampler(DiffusionSampler):
         #: the prior's Gaussian power map ``P_k`` as given (map-shaped), or ``None``; the one stored copy
         self._power: tf.Tensor | None = (
             None if power_map is None else tf.constant(np.asarray(power_map, dtype=np.float32)))
+        self._power_digest = None if power_map is None else hashlib.sha256(
+            np.ascontiguousarray(power_map, dtype=np.float32).tobytes()).hexdigest()
         self._gaussian_jacobian = self.options["jacobian_product"] == "gaussian"
         if self._gaussian_jacobian:
             self._check_gaussian_jacobian(posterior)
@@ -75,6 +78,10 @@ class MMPSSampler(DiffusionSampler):
 
     def score_fn(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         return self.compiled_guided_score(x, sigma)
+
+    def guidance_key(self) -> tuple[Any, ...]:
+        """The power map's digest: the traced score holds it (preconditioner, Gaussian Jacobian) as a constant."""
+        return (self._power_digest,)
 
     @staticmethod
     def _check_gaussian_jacobian(posterior: Any) -> None:

@@ -265,7 +265,7 @@ class DiffusionSampler(PosteriorSampler):
 
     Subclasses give ``score_fn``/``score_cost`` (and, for PC, a corrector). Guided samplers (DPS, MMPS) implement
     ``guided_score(observation, x, sigma)``; :meth:`compiled_guided_score` wraps it in one ``tf.function`` per
-    (prior, operator, options), shared by every sampler built on the same prior.
+    (prior, operator, options, :meth:`guidance_key`), shared by every sampler built on the same prior.
     """
 
     name: ClassVar[str]
@@ -289,6 +289,11 @@ class DiffusionSampler(PosteriorSampler):
     def guided_score(self, observation: Any, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def guidance_key(self) -> tuple[Any, ...]:
+        """What else, beyond (prior, operator, options), the traced guided score bakes in as constants (e.g. MMPS's
+        power map); part of the compiled-function cache key."""
+        return ()
+
     def compiled_guided_score(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``guided_score(self.observation, x, σ)`` through the shared compiled function (see the class docstring)."""
         observation = self.observation
@@ -296,7 +301,7 @@ class DiffusionSampler(PosteriorSampler):
             cache = _COMPILED_GUIDANCE.setdefault(self.prior, {})
         except TypeError:  # a prior that cannot be weakly referenced: no sharing
             cache = self.__dict__.setdefault("_own_guidance_cache", {})
-        key = (type(self).__name__, observation.operator_key, tuple(sorted(self.options.items())))
+        key = (type(self).__name__, observation.operator_key, tuple(sorted(self.options.items())), self.guidance_key())
         fn = cache.get(key)
         if fn is None:
             template = observation
