@@ -35,7 +35,8 @@ def stems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_identical_networks_pair_to_zero_and_a_zero_residual_is_the_gaussian_score(stems):
-    res = cw.compare_weights([stems["zero"], stems["zero_copy"], stems["noisy"]], npix=16, num_maps=8, sigmas=(0.01, 0.1))
+    res = cw.compare_weights([stems["zero"], stems["zero_copy"], stems["noisy"]], npix=16, num_maps=8, sigmas=(0.01, 0.1),
+                             denoise_sigmas=())
     losses = res["losses"]
     diff = losses[f"diff_{stems['zero']}_minus_{stems['zero_copy']}"]
     assert np.allclose(diff["mean"], 0.0, atol=1e-7) and np.allclose(losses[stems["zero"]]["mean"], losses["gaussian"]["mean"],
@@ -57,3 +58,34 @@ def test_bad_options_are_named(stems, capsys):
         cw.compare_weights([stems["zero"], stems["noisy"]], num_maps=1)
     assert cw.main(["--weights", stems["zero"], "--maps", "1", "--weights", stems["noisy"]]) == 2
     assert "num_maps must be at least 2" in capsys.readouterr().err
+    assert cw.main(["--weights", stems["zero"], "--weights", stems["noisy"], "--denoise-sigmas", "0.04,-1"]) == 2
+    assert "--denoise-sigmas must be positive" in capsys.readouterr().err
+
+
+def test_denoising_reference_is_the_wiener_filter_and_a_zero_residual_matches_it(stems):
+    """The Gaussian Tweedie mean on x = κ + σn is the Wiener filter F⁻¹[P/(P+σ²) F x] (checked by hand on one map);
+    a zero-output network gives the same RMSE and r (Δ = 0), a perturbed one does not."""
+    import tensorflow as tf
+
+    from core.physics.cosmology import theory_power_map
+    from core.physics.geometry import MapGeometry
+    from core.priors.gaussian import GaussianPrior
+
+    geometry = MapGeometry(16, PIXEL_ARCMIN)
+    power = theory_power_map(geometry)
+    prior = GaussianPrior(geometry, power)
+    rng = np.random.default_rng(5)
+    maps = rng.normal(scale=0.02, size=(4, 16, 16)).astype(np.float32)
+    res = cw.denoising_metrics({"gaussian": lambda x, s: prior.score(x, s)}, maps, [0.04], seed=1)
+    noise = np.random.default_rng(1).standard_normal(maps.shape).astype(np.float32)
+    x = maps + 0.04 * noise
+    wiener = np.real(np.fft.ifft2(power / (power + 0.04**2) * np.fft.fft2(x)))
+    rmse = np.sqrt(np.mean((wiener - maps) ** 2, axis=(1, 2)))
+    assert res["gaussian"]["rmse"]["mean"][0] == pytest.approx(rmse.mean(), rel=1e-4)
+
+    full = cw.compare_weights([stems["zero"], stems["noisy"]], npix=16, num_maps=4, sigmas=(0.01,), denoise_sigmas=(0.04,))
+    den = full["denoising"]
+    assert abs(den[stems["zero"]]["rmse_relative_to_gaussian"]["mean"][0]) < 1e-5
+    assert abs(den[stems["zero"]]["pearson_minus_gaussian"]["mean"][0]) < 1e-5
+    assert abs(den[stems["noisy"]]["rmse_relative_to_gaussian"]["mean"][0]) > 1e-4
+    assert "Direct denoising" in cw.markdown_table(json.loads(json.dumps(full)))
