@@ -386,6 +386,13 @@ def paired_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_markdown(result: dict[str, Any]) -> str:
+    """The written report: both tables and the recommendation."""
+    rec = result["recommendation"]
+    return "\n".join([markdown_table(result), "Paired on the same maps:", "", paired_markdown(result),
+                      f"Recommendation ({rec['rule']}): `{rec.get('choice')}`; candidates: {rec.get('candidates', [])}.", ""])
+
+
 QUICK = dict(num_maps=2, num_chains=8, hmc_levels=20, hmc_steps_per_level=2, diffusion_levels=20, problems=("dashboard",))
 
 
@@ -426,9 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.must_reach_only:
         result = run_benchmark(config)
         (RESULTS_DIR / f"{tag}.json").write_text(json.dumps(result, indent=1))
-        print(markdown_table(result))
-        print(paired_markdown(result))
-        print(json.dumps(result["recommendation"]))
+        report = report_markdown(result)
+        (RESULTS_DIR / f"{tag}.md").write_text(report)
+        print(report)
     if args.must_reach:
         from core.options import sampler_spec
 

@@ -1,0 +1,42 @@
+"""benchmarks/compare_samplers.py on a tiny configuration: the pipeline runs every listed method on the same maps, the
+NFE accounting, the paired table and the written report."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import compare_samplers as cs
+
+LEVELS = 3
+
+
+@pytest.fixture(scope="module")
+def result():
+    config = cs.Config(num_maps=2, num_chains=4, npix=16, hmc_levels=2, hmc_steps_per_level=1, diffusion_levels=LEVELS,
+                       problems=("dashboard",), methods=("gaussian-hmc", "hybrid-hmc", "hybrid-pc-k0"))
+    return json.loads(json.dumps(cs.run_benchmark(config)))  # as written to the JSON
+
+
+def test_every_method_ran_on_every_map_with_its_nfe(result):
+    per_map = result["results"]["dashboard_per_map"]
+    assert set(per_map) == {"wiener", "gaussian-hmc", "hybrid-hmc", "hybrid-pc-k0"}
+    assert all(len(rows) == 2 for rows in per_map.values())
+    # pc without correctors: one score per level change, one to start, one final Tweedie denoising
+    assert [row["nfe"] for row in per_map["hybrid-pc-k0"]] == [LEVELS + 1] * 2
+    for row in per_map["hybrid-pc-k0"] + per_map["gaussian-hmc"]:
+        assert 0.0 <= row["coverage_95"] <= 1.0 and np.isfinite(row["rmse"]) and row["rmse"] > 0
+
+
+def test_paired_table_and_report(result):
+    paired = result["paired_against_hybrid_hmc"]["dashboard"]
+    assert paired["num_maps"] == 2
+    assert paired["hybrid-hmc"]["rmse"]["diff"] == 0.0  # the reference against itself
+    rows = result["results"]["dashboard_per_map"]
+    expected = np.mean([a["rmse"] - b["rmse"] for a, b in zip(rows["hybrid-pc-k0"], rows["hybrid-hmc"])])
+    assert paired["hybrid-pc-k0"]["rmse"]["diff"] == pytest.approx(expected)
+    report = cs.report_markdown(result)
+    for label in ("gaussian-hmc", "hybrid-hmc", "hybrid-pc-k0"):
+        assert report.count(f"| {label} |") == 2  # the means table and the paired one
+    assert "Recommendation" in report and result["recommendation"]["rule"] in report
