@@ -39,6 +39,16 @@ def wait_until(predicate, timeout_s: float = TIMEOUT_MS / 1000, interval_s: floa
     return predicate()
 
 
+def element_pixels(page: Page, locator) -> bytes:
+    """The pixels of ``locator``'s box as PNG bytes: a page screenshot clipped to the box, not ``locator.screenshot()``,
+    which first waits for the element to be 'stable' over animation frames — a plot redrawn every frame on 2 busy
+    cores may not give that within the timeout."""
+    box = locator.evaluate("e => { const r = e.getBoundingClientRect(); return {x: r.left + window.scrollX, "
+                           "y: r.top + window.scrollY, width: r.width, height: r.height}; }", timeout=TIMEOUT_MS)
+    assert box["width"] > 0 and box["height"] > 0, f"the element is not rendered (box {box})"
+    return page.screenshot(full_page=True, clip=box, timeout=TIMEOUT_MS)  # clip in page coordinates
+
+
 def kappascope_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("kappascope-") and t.is_alive()]
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import (LONG_RUN, SHORT_RUN, TIMEOUT_MS, kappascope_threads, open_app, progress_step, text_of,
-                     wait_until)
+from helpers import (LONG_RUN, SHORT_RUN, TIMEOUT_MS, element_pixels, kappascope_threads, open_app, progress_step,
+                     text_of, wait_until)
 
 
 def test_run_updates_chains_live_then_stop(page: Page, server_url: str, artifacts):
@@ -29,11 +29,11 @@ def test_run_updates_chains_live_then_stop(page: Page, server_url: str, artifact
     page.get_by_role("button", name="Run", exact=True).click()
     assert wait_until(lambda: "running" in text_of(page, "ks-progress-text") and progress_step(page) > 0)
     chains = page.locator(".ks-chains")
-    first_image, first_step = chains.screenshot(), progress_step(page)
+    first_image, first_step = element_pixels(page, chains), progress_step(page)
     later: dict[str, bytes] = {}
 
     def mosaic_changed() -> bool:  # the canvas repaints a little after the text under CPU load
-        later["image"] = chains.screenshot()
+        later["image"] = element_pixels(page, chains)
         return later["image"] != first_image and progress_step(page) > first_step
 
     assert wait_until(mosaic_changed, interval_s=0.5), "the chain mosaic did not change while the sampler ran"

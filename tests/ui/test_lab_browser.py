@@ -58,13 +58,17 @@ def test_lab_loads_play_moves_the_points_and_pause_freezes_them(page: Page, lab_
     for label in ("Step", "Play", "Pause", "Reset", "Train"):
         expect(page.get_by_role("button", name=label, exact=True)).to_be_visible()
     plot = page.locator(".lab-target")
-    before = plot.screenshot()
+
+    def shot() -> bytes:
+        return ui_helpers.element_pixels(page, plot)
+
+    before = shot()
     assert transition(page) == 0
     page.get_by_role("button", name="Play", exact=True).click()
     later: dict[str, bytes] = {}
 
     def moved() -> bool:
-        later["image"] = plot.screenshot()
+        later["image"] = shot()
         return later["image"] != before and transition(page) > 2
 
     assert wait_until(moved), "the chains did not move while playing"
@@ -73,10 +77,10 @@ def test_lab_loads_play_moves_the_points_and_pause_freezes_them(page: Page, lab_
     page.get_by_role("button", name="Pause", exact=True).click()
     assert wait_until(lambda: "Paused" in status(page)), status(page)
     time.sleep(1.0)  # let the last frame's patch land
-    frozen, frozen_at = plot.screenshot(), transition(page)
+    frozen, frozen_at = shot(), transition(page)
     time.sleep(2.0)
     assert transition(page) == frozen_at
-    assert plot.screenshot() == frozen, "the chains moved while paused"
+    assert shot() == frozen, "the chains moved while paused"
     page.screenshot(path=str(artifacts / "lab_paused.png"), full_page=True)
 
 
