@@ -102,3 +102,23 @@ def test_shape_errors(geom):
         op.adjoint(np.zeros((3, 64, 64), np.float32))
     with pytest.raises(ValueError, match="exactly one"):
         gaussian_smooth(np.zeros((64, 64)), geom)
+
+
+def test_to_complex64_keeps_values_and_differentiates_without_casts():
+    """``x + 0i`` for real input of any float type, complex input keeps its imaginary part, and the gradient through
+    it is the plain real one (``tf.complex``, no complex→float cast in the backward pass)."""
+    from core.physics.geometry import to_complex64
+
+    real = np.array([[1.5, -2.0]], np.float64)
+    out = to_complex64(real)
+    assert out.dtype == tf.complex64 and np.array_equal(out.numpy(), real.astype(np.complex64))
+    z = np.array([1 + 2j, -3j], np.complex128)
+    assert np.array_equal(to_complex64(z).numpy(), z.astype(np.complex64))
+    x = tf.constant([0.5, 2.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(tf.math.real(to_complex64(x) * tf.constant([2 + 1j, -1 + 0j], tf.complex64)))
+    assert np.allclose(tape.gradient(y, x).numpy(), [2.0, -1.0])
+    graph = tf.function(lambda v: tf.gradients(tf.math.real(to_complex64(v)), v)[0]).get_concrete_function(
+        tf.TensorSpec([2], tf.float32)).graph
+    assert not [op for op in graph.get_operations() if op.type == "Cast" and op.inputs[0].dtype.is_complex]

@@ -146,8 +146,9 @@ def to_complex64(x: tf.Tensor) -> tf.Tensor:
     """``x + 0i`` as complex64 by ``tf.complex`` (a complex tensor passes through). Not ``tf.cast``: the gradient of
     a float→complex cast is a complex→float cast, which TensorFlow logs as discarding the imaginary part each time
     a function is differentiated (every traced VJP through the network, also with respect to σ)."""
-    if x.dtype == tf.complex64:
-        return x
+    x = tf.convert_to_tensor(x)
+    if x.dtype.is_complex:  # complex128 → complex64 keeps the imaginary part
+        return tf.cast(x, tf.complex64)
     x = tf.cast(x, tf.float32)
     return tf.complex(x, tf.zeros_like(x))
 
