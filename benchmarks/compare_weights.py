@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks._tables import run_or_report
+from benchmarks._tables import run_or_report, standard_error
 
 logger = logging.getLogger("benchmarks.compare_weights")
 
@@ -57,17 +57,17 @@ def denoising_metrics(score_fns: dict[str, Any], maps: np.ndarray, sigmas: Seque
             est = (x + float(s) ** 2 * score(x, sig)).numpy().reshape(len(maps), -1)
             per[name]["rmse"].append(np.sqrt(np.mean((est - flat_truth) ** 2, axis=1)))
             per[name]["pearson"].append(np.array([np.corrcoef(e, t)[0, 1] for e, t in zip(est, flat_truth)]))
-    n = np.sqrt(len(maps))
+    def per_sigma(values: list[np.ndarray]) -> dict[str, list[float]]:
+        """Per σ: mean and standard error over maps (the ``heldout_dsm_losses`` layout)."""
+        return {"mean": [float(v.mean()) for v in values], "sem": [standard_error(v) for v in values]}
+
     for name, metrics in per.items():
-        entry: dict[str, Any] = {k: {"mean": [float(v.mean()) for v in vals], "sem": [float(v.std(ddof=1) / n) for v in vals]}
-                                 for k, vals in metrics.items()}
+        entry: dict[str, Any] = {k: per_sigma(vals) for k, vals in metrics.items()}
         if name != "gaussian":
-            rel = [a / b - 1.0 for a, b in zip(metrics["rmse"], per["gaussian"]["rmse"])]
-            dr = [a - b for a, b in zip(metrics["pearson"], per["gaussian"]["pearson"])]
-            entry["rmse_relative_to_gaussian"] = {"mean": [float(v.mean()) for v in rel],
-                                                  "sem": [float(v.std(ddof=1) / n) for v in rel]}
-            entry["pearson_minus_gaussian"] = {"mean": [float(v.mean()) for v in dr],
-                                               "sem": [float(v.std(ddof=1) / n) for v in dr]}
+            entry["rmse_relative_to_gaussian"] = per_sigma(
+                [a / b - 1.0 for a, b in zip(metrics["rmse"], per["gaussian"]["rmse"])])
+            entry["pearson_minus_gaussian"] = per_sigma(
+                [a - b for a, b in zip(metrics["pearson"], per["gaussian"]["pearson"])])
         out[name] = entry
     return out
 
