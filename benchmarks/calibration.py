@@ -126,7 +126,8 @@ def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
 def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
     from core.analysis.summaries import interval_coverage
 
-    out = _point_metrics(samples.mean(axis=0), truth, sel)
+    mean = samples.mean(axis=0)
+    out = _point_metrics(mean, truth, sel)
     cov = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=sel)
     cov_all = interval_coverage(samples, truth, COVERAGE_LEVELS)
     # the high tail, where a lognormal truth departs most from a Gaussian prior: truth above its 95th percentile
@@ -134,7 +135,6 @@ def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
     cov_peaks = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=peaks)
     # the same fraction selected by the data (the posterior mean above its 95th percentile): an exact posterior is
     # calibrated there, unlike at the truth's top 5 % (benchmarks/conditional_coverage.py)
-    mean = samples.mean(axis=0)
     high_mean = sel & (mean > np.quantile(mean[sel], 0.95))
     cov_high_mean = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=high_mean)
     for q in COVERAGE_LEVELS:
