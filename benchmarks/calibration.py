@@ -123,6 +123,23 @@ def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
     }
 
 
+def monte_carlo_corrected_rmse(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> float:
+    r"""RMSE of the sampler's *exact* posterior mean μ (infinitely many samples), estimated from ``N`` independent
+    ``samples`` (axis 0): the sample mean m = μ + ε has E‖m − t‖² = ‖μ − t‖² + tr Σ / N, and the unbiased sample
+    variance s²ᵢ estimates Σᵢᵢ, so
+
+        MSE_corrected = mean_sel[(mᵢ − tᵢ)²] − mean_sel[s²ᵢ] / N
+
+    is unbiased for ‖μ − t‖² / n_sel (the Monte-Carlo excess of a finite-sample mean removed). Needs independent
+    chains (parallel chains of an annealed or diffusion sampler are). Clipped at 0 before the square root."""
+    n = samples.shape[0]
+    if n < 2:
+        raise ValueError(f"monte_carlo_corrected_rmse needs at least 2 samples, got {n}")
+    mean = samples.mean(axis=0)
+    mse = np.mean((mean - truth)[sel] ** 2) - np.mean(samples.var(axis=0, ddof=1)[sel]) / n
+    return float(np.sqrt(max(mse, 0.0)))
+
+
 def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
     from core.analysis.summaries import interval_coverage
 
@@ -143,6 +160,7 @@ def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
         out[f"coverage_{int(round(q * 100))}_top5pct"] = cov_peaks[q]
         out[f"coverage_{int(round(q * 100))}_mean_top5pct"] = cov_high_mean[q]
     out["mean_posterior_std"] = float(samples.std(axis=0, ddof=1)[sel].mean())
+    out["rmse_mc_corrected"] = monte_carlo_corrected_rmse(samples, truth, sel)
     return out
 
 

@@ -107,3 +107,30 @@ def test_coverage_selected_by_the_mean_is_calibrated_where_truth_selected_is_not
     se = np.sqrt(ideal * (1 - ideal) / (0.05 * npix * npix))
     assert abs(out["coverage_95_mean_top5pct"] - ideal) < 4 * se
     assert out["coverage_95_top5pct"] < ideal - 4 * se
+
+
+def test_monte_carlo_corrected_rmse_removes_the_finite_sample_excess() -> None:
+    """A sampler whose exact mean μ is known: over many repetitions of N = 16 independent draws, the corrected MSE
+    averages to ‖μ − t‖²/n within its Monte-Carlo error, while the raw MSE of the sample mean is biased by tr Σ / (nN)."""
+    from benchmarks.calibration import monte_carlo_corrected_rmse
+
+    rng = np.random.default_rng(11)
+    npix, num, reps = 32, 16, 400
+    truth = rng.normal(0.0, 1.0, (npix, npix))
+    mu = truth + rng.normal(0.0, 0.3, (npix, npix))  # the exact posterior mean, off the truth
+    std = rng.uniform(0.5, 1.5, (npix, npix))  # inhomogeneous posterior std
+    sel = rng.random((npix, npix)) > 0.2
+    exact = np.mean((mu - truth)[sel] ** 2)
+    corrected, raw = [], []
+    for _ in range(reps):
+        samples = mu + std * rng.standard_normal((num, npix, npix))
+        corrected.append(monte_carlo_corrected_rmse(samples, truth, sel) ** 2)
+        raw.append(np.mean((samples.mean(0) - truth)[sel] ** 2))
+    corrected, raw = np.asarray(corrected), np.asarray(raw)
+    se = corrected.std(ddof=1) / np.sqrt(reps)
+    assert abs(corrected.mean() - exact) < 4 * se
+    excess = np.mean(std[sel] ** 2) / num
+    assert abs(raw.mean() - exact - excess) < 4 * raw.std(ddof=1) / np.sqrt(reps)
+    assert excess > 20 * se  # the correction is not lost in the noise of the test
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        monte_carlo_corrected_rmse(mu[None], truth, sel)
