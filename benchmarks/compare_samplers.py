@@ -267,7 +267,7 @@ def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_map
     from core.pipeline import build_prior
 
     method = Method(f"hybrid-{sampler}", "hybrid", sampler, options)
-    out: dict[str, Any] = {"sampler": sampler, "options": options, "weights": weights,
+    out: dict[str, Any] = {"sampler": sampler, "options": options, "weights": weights, "config": asdict(config),
                            "load_average_start": os.getloadavg()}
     # 1. dashboard default, hybrid prior, 8 chains, to σ_min (+ Tweedie)
     geometry = MapGeometry(64, PIXEL_ARCMIN)
