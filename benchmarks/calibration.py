@@ -123,20 +123,23 @@ def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> 
     }
 
 
-def monte_carlo_corrected_rmse(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> float:
-    r"""RMSE of the sampler's *exact* posterior mean μ (infinitely many samples), estimated from ``N`` independent
-    ``samples`` (axis 0): the sample mean m = μ + ε has E‖m − t‖² = ‖μ − t‖² + tr Σ / N, and the unbiased sample
-    variance s²ᵢ estimates Σᵢᵢ, so
+def monte_carlo_corrected_rmse(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray,
+                               mean_variance: np.ndarray | None = None) -> float:
+    r"""RMSE of the sampler's *exact* posterior mean μ (infinitely many samples), estimated from ``N`` ``samples``
+    (axis 0): the sample mean m = μ + ε has E‖m − t‖² = ‖μ − t‖² + Σᵢ Var εᵢ, so
 
-        MSE_corrected = mean_sel[(mᵢ − tᵢ)²] − mean_sel[s²ᵢ] / N
+        MSE_corrected = mean_sel[(mᵢ − tᵢ)²] − mean_sel[Var εᵢ]
 
-    is unbiased for ‖μ − t‖² / n_sel (the Monte-Carlo excess of a finite-sample mean removed). Needs independent
-    chains (parallel chains of an annealed or diffusion sampler are). Clipped at 0 before the square root."""
+    is unbiased for ‖μ − t‖² / n_sel (the Monte-Carlo excess of a finite-sample mean removed). ``mean_variance`` is
+    the per-pixel ``Var εᵢ``; by default ``s²ᵢ / N`` with the unbiased sample variance, right for independent samples
+    (parallel chains of an annealed or diffusion sampler). Autocorrelated MCMC draws pass their own estimate (e.g.
+    batch means over chains). Clipped at 0 before the square root."""
     n = samples.shape[0]
     if n < 2:
         raise ValueError(f"monte_carlo_corrected_rmse needs at least 2 samples, got {n}")
-    mean = samples.mean(axis=0)
-    mse = np.mean((mean - truth)[sel] ** 2) - np.mean(samples.var(axis=0, ddof=1)[sel]) / n
+    if mean_variance is None:
+        mean_variance = samples.var(axis=0, ddof=1) / n
+    mse = np.mean((samples.mean(axis=0) - truth)[sel] ** 2) - np.mean(mean_variance[sel])
     return float(np.sqrt(max(mse, 0.0)))
 
 

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks._tables import aggregate, fmt, paired_difference
-from benchmarks.calibration import COVERAGE_LEVELS, monte_carlo_corrected_rmse
+from benchmarks.calibration import COVERAGE_LEVELS, _point_metrics, _sample_metrics
 
 logger = logging.getLogger("benchmarks.compare_samplers")
 
@@ -110,8 +110,6 @@ def map_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray, pixel_s
     """The per-map metrics of the module docstring: those of :func:`benchmarks.calibration._sample_metrics` (RMSE,
     r, coverage overall, at the truth's and at the posterior mean's top 5 %, Monte-Carlo-corrected RMSE) plus the
     sample skewness and peak counts against the truth's."""
-    from benchmarks.calibration import _sample_metrics
-
     out = _sample_metrics(samples, truth, sel)
     out["skewness"] = float(np.mean([_skewness(s[sel]) for s in samples]))
     out["skewness_truth"] = _skewness(truth[sel])
@@ -326,14 +324,14 @@ def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybri
         sel = base.mask > 0
         truth = base.truth.astype(np.float64)
         chains, cost = run_method(problems["hybrid"], method, config, seed=3000 + i, num_chains=wiener_chains)
-        mean = chains.mean(0)
+        hybrid_metrics = _sample_metrics(chains, truth, sel)
+        wiener_metrics = _point_metrics(base.wiener, truth, sel)
         per_map.append({
-            "rmse_hybrid_mean": float(np.sqrt(np.mean((mean - truth)[sel] ** 2))),
-            "rmse_hybrid_mean_mc_corrected": monte_carlo_corrected_rmse(chains, truth, sel),
-            "rmse_wiener": float(np.sqrt(np.mean((base.wiener - truth)[sel] ** 2))),
-            "pearson_hybrid_mean": float(np.corrcoef(mean[sel], truth[sel])[0, 1]),
-            "pearson_wiener": float(np.corrcoef(base.wiener[sel], truth[sel])[0, 1]),
-            "mean_posterior_std": float(chains.std(axis=0, ddof=1)[sel].mean()),
+            "rmse_hybrid_mean": hybrid_metrics["rmse"],
+            "rmse_hybrid_mean_mc_corrected": hybrid_metrics["rmse_mc_corrected"],
+            "rmse_wiener": wiener_metrics["rmse"],
+            "pearson_hybrid_mean": hybrid_metrics["pearson"], "pearson_wiener": wiener_metrics["pearson"],
+            "mean_posterior_std": hybrid_metrics["mean_posterior_std"],
             "seconds": cost["seconds"]})
         logger.info("hybrid vs Wiener map %d/%d: %s", i + 1, wiener_maps, per_map[-1])
     column = {key: [m[key] for m in per_map] for key in per_map[0]}

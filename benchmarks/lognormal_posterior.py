@@ -152,26 +152,24 @@ def map_metrics(draws: np.ndarray, truth: np.ndarray, wiener: np.ndarray, sel: n
     """Metrics of one map from the draws ``(R, C, N, N)``: see the module docstring."""
     import tensorflow_probability as tfp
 
-    from benchmarks.calibration import _sample_metrics
+    from benchmarks.calibration import _point_metrics, _sample_metrics, monte_carlo_corrected_rmse
 
     flat = draws.reshape(-1, *draws.shape[2:])
-    mean = flat.mean(axis=0)
-    var = flat.var(axis=0, ddof=1)
     ess = np.asarray(tfp.mcmc.effective_sample_size(draws.astype(np.float32), cross_chain_dims=1))
     ess = np.clip(ess, 1.0, flat.shape[0])
     rhat = np.asarray(tfp.mcmc.potential_scale_reduction(draws.astype(np.float32), independent_chain_ndims=1))
-    mse = np.mean((mean - truth)[sel] ** 2)
     # Monte-Carlo variance of the grand mean from the spread of the independent chains' means (batch means)
     chain_means = draws.mean(axis=0)
     mc_var = chain_means.var(axis=0, ddof=1) / chain_means.shape[0]
-    corrected = float(np.sqrt(max(mse - np.mean(mc_var[sel]), 0.0)))
+    posterior = _point_metrics(flat.mean(axis=0), truth, sel)
+    reference = _point_metrics(wiener, truth, sel)
     finals = _sample_metrics(draws[-1], truth, sel)
     return {
-        "rmse_lognormal_mean": float(np.sqrt(mse)), "rmse_lognormal_mean_mc_corrected": corrected,
-        "rmse_wiener": float(np.sqrt(np.mean((wiener - truth)[sel] ** 2))),
-        "pearson_lognormal_mean": float(np.corrcoef(mean[sel], truth[sel])[0, 1]),
-        "pearson_wiener": float(np.corrcoef(wiener[sel], truth[sel])[0, 1]),
-        "mean_posterior_std": float(np.sqrt(var[sel]).mean()),
+        "rmse_lognormal_mean": posterior["rmse"],
+        "rmse_lognormal_mean_mc_corrected": monte_carlo_corrected_rmse(flat, truth, sel, mean_variance=mc_var),
+        "rmse_wiener": reference["rmse"],
+        "pearson_lognormal_mean": posterior["pearson"], "pearson_wiener": reference["pearson"],
+        "mean_posterior_std": float(flat.std(axis=0, ddof=1)[sel].mean()),
         "ess_median": float(np.median(ess[sel])), "ess_min": float(ess[sel].min()),
         "rhat_median": float(np.median(rhat[sel])), "rhat_max": float(rhat[sel].max()),
         "coverage_68": finals["coverage_68"], "coverage_95": finals["coverage_95"],

@@ -1,5 +1,5 @@
 """benchmarks/lognormal_posterior.py: the latent transform is the generator's, and in the Gaussian limit (a shift so
-large that the lognormal field is Gaussian) the HMC posterior mean is the Wiener filter within its Monte-Carlo error."""
+large that the lognormal field is Gaussian) the NUTS posterior mean is the Wiener filter within its Monte-Carlo error."""
 from __future__ import annotations
 
 import numpy as np
