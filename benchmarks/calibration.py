@@ -114,7 +114,9 @@ def expected_coverages(num_samples: int, levels: Sequence[float] = COVERAGE_LEVE
     return {f"coverage_{int(round(q * 100))}": expected_coverage(num_samples, q) for q in levels}
 
 
-def _point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+def point_metrics(estimate: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+    """RMSE and Pearson r of a point estimate against the truth over the pixels ``sel`` (``rmse``, ``pearson``),
+    and the RMSE over all pixels (``rmse_all_pixels``). The metrics every benchmark reports for a map estimate."""
     diff = estimate - truth
     return {
         "rmse": float(np.sqrt(np.mean(diff[sel] ** 2))),
@@ -143,11 +145,15 @@ def monte_carlo_corrected_rmse(samples: np.ndarray, truth: np.ndarray, sel: np.n
     return float(np.sqrt(max(mse, 0.0)))
 
 
-def _sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+def sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+    """Metrics of independent posterior ``samples`` (axis 0) against the truth: :func:`point_metrics` of their
+    mean; 68/95 % central-interval coverage over ``sel``, over all pixels, at the truth's top 5 % (``_top5pct``)
+    and at the posterior mean's top 5 % (``_mean_top5pct``, the data-selected version that an exact posterior keeps
+    calibrated); the mean posterior std; the Monte-Carlo-corrected RMSE (:func:`monte_carlo_corrected_rmse`)."""
     from core.analysis.summaries import interval_coverage
 
     mean = samples.mean(axis=0)
-    out = _point_metrics(mean, truth, sel)
+    out = point_metrics(mean, truth, sel)
     cov = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=sel)
     cov_all = interval_coverage(samples, truth, COVERAGE_LEVELS)
     # the high tail, where a lognormal truth departs most from a Gaussian prior: truth above its 95th percentile
@@ -233,7 +239,7 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
         obs = Observation.simulated(geometry, truth, noise, mask, seed=config.seed * 7919 + 1000 + i)
         t0 = time.perf_counter()
         ks = kaiser_squires_map(obs.shear, geometry, mask=mask, smoothing_fwhm_arcmin=config.ks_fwhm_arcmin)[0].numpy()
-        record("Kaiser-Squires", _point_metrics(ks.astype(np.float64), truth, sel), time.perf_counter() - t0)
+        record("Kaiser-Squires", point_metrics(ks.astype(np.float64), truth, sel), time.perf_counter() - t0)
         problems = {name: pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior=prior,
                                                  power_map=power, truth=truth)
                     for name, prior in priors.items()}
@@ -241,12 +247,12 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
             obs.shear, obs.noise_std, mask, geometry, power_map=power, truth=truth)
         t0 = time.perf_counter()
         wf = np.asarray(reference.wiener, dtype=np.float64)
-        record("Wiener filter", _point_metrics(wf, truth, sel), time.perf_counter() - t0)
+        record("Wiener filter", point_metrics(wf, truth, sel), time.perf_counter() - t0)
         if config.exact_reference:
             t0 = time.perf_counter()
             exact = constrained_realisations(reference.likelihood, power, config.num_chains,
                                              seed=config.seed * 7919 + 2000 + i)
-            record("Gaussian posterior (exact)", _sample_metrics(exact.numpy().astype(np.float64), truth, sel),
+            record("Gaussian posterior (exact)", sample_metrics(exact.numpy().astype(np.float64), truth, sel),
                    time.perf_counter() - t0)
         for name, problem in problems.items():
             t0 = time.perf_counter()
@@ -254,7 +260,7 @@ def run_calibration(config: CalibrationConfig, progress: bool = True) -> dict[st
                                               num_chains=config.num_chains, seed=config.seed * 7919 + 3000 + i,
                                               final_denoise=config.final_denoise or "none",
                                               jit_compile=config.jit_compile, **options))
-            metrics = _sample_metrics(snap.chains.astype(np.float64), truth, sel)
+            metrics = sample_metrics(snap.chains.astype(np.float64), truth, sel)
             metrics["acceptance"] = float(np.mean(snap.traces["acceptance"]))
             record(name, metrics, time.perf_counter() - t0)
         if progress:

@@ -14,7 +14,7 @@ change on ``--diffusion-levels`` geometric levels over the same σ range.
 Metrics per map, over observed pixels (mean over maps ± standard error over maps): NFE per chain (from the
 snapshot, +1 for the final Tweedie denoising), wall time of the run, RMSE and Pearson r of the posterior mean,
 coverage of the central 68/95 % intervals of the samples (all observed pixels, the pixels whose true κ is in
-the top 5 %, and those whose posterior mean is; :func:`benchmarks.calibration._sample_metrics`, which also gives the
+the top 5 %, and those whose posterior mean is; :func:`benchmarks.calibration.sample_metrics`, which also gives the
 Monte-Carlo-corrected RMSE of the mean; with ``C`` samples the expected coverage of an
 empirical interval is ``benchmarks.calibration.expected_coverage(C, q)``, listed in the JSON), the sample skewness
 of the pixel values (mean over samples) vs the truth's, and the number of peaks (local maxima, 3×3, above 2 and 3
@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks._tables import aggregate, fmt, paired_difference
-from benchmarks.calibration import COVERAGE_LEVELS, _point_metrics, _sample_metrics
+from benchmarks.calibration import COVERAGE_LEVELS, point_metrics, sample_metrics
 
 logger = logging.getLogger("benchmarks.compare_samplers")
 
@@ -107,10 +107,10 @@ def _peaks(kappa: np.ndarray, sel: np.ndarray, threshold: float) -> int:
 
 
 def map_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray, pixel_std: float) -> dict[str, float]:
-    """The per-map metrics of the module docstring: those of :func:`benchmarks.calibration._sample_metrics` (RMSE,
+    """The per-map metrics of the module docstring: those of :func:`benchmarks.calibration.sample_metrics` (RMSE,
     r, coverage overall, at the truth's and at the posterior mean's top 5 %, Monte-Carlo-corrected RMSE) plus the
     sample skewness and peak counts against the truth's."""
-    out = _sample_metrics(samples, truth, sel)
+    out = sample_metrics(samples, truth, sel)
     out["skewness"] = float(np.mean([_skewness(s[sel]) for s in samples]))
     out["skewness_truth"] = _skewness(truth[sel])
     out["posterior_std"] = out["mean_posterior_std"]
@@ -324,8 +324,8 @@ def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybri
         sel = base.mask > 0
         truth = base.truth.astype(np.float64)
         chains, cost = run_method(problems["hybrid"], method, config, seed=3000 + i, num_chains=wiener_chains)
-        hybrid_metrics = _sample_metrics(chains, truth, sel)
-        wiener_metrics = _point_metrics(base.wiener, truth, sel)
+        hybrid_metrics = sample_metrics(chains, truth, sel)
+        wiener_metrics = point_metrics(base.wiener, truth, sel)
         per_map.append({
             "rmse_hybrid_mean": hybrid_metrics["rmse"],
             "rmse_hybrid_mean_mc_corrected": hybrid_metrics["rmse_mc_corrected"],

@@ -3,7 +3,7 @@ top-5 % κ pixels ≥ 0.8"), measured where the exact answer is known: Gaussian 
 
 **Question.** :mod:`benchmarks.halo_posterior` reports, besides the coverage over all observed pixels, the coverage
 over the pixels whose *true* κ is above its 95th percentile in the mask (``coverage_{68,95}_top5pct`` of
-:func:`benchmarks.calibration._sample_metrics`). What should a perfect posterior score there?
+:func:`benchmarks.calibration.sample_metrics`). What should a perfect posterior score there?
 
 **Argument.** Calibration of a Bayesian posterior is a statement *marginal over the prior*: if ``κ* ~ π`` and
 ``d | κ* ~ p(d | κ*)``, then ``κ*`` and draws ``x_1 … x_C`` of ``p(κ | d)`` are exchangeable given ``d``, so the
@@ -31,7 +31,7 @@ the observation of :func:`benchmarks.halo_posterior.cosmos_patch` ``("0.87", npi
 COSMOS noise, 64² ``rebin`` layout), shear ``γ = M(Pκ* + n)`` (:meth:`core.data.observation.Observation.simulated`,
 noise seed ``[seed + 1, i]``); ``--chains`` exact posterior samples (constrained realisations,
 :func:`core.analysis.baselines.constrained_realisations`, seed ``[seed + 2, i]``) and the metrics of
-:func:`benchmarks.calibration._sample_metrics`, plus the coverage over the top 1 % of the truth and over the top
+:func:`benchmarks.calibration.sample_metrics`, plus the coverage over the top 1 % of the truth and over the top
 5 % / 1 % of the posterior mean (the Wiener map: a selection made from the data, a control whose ideal is
 ``c_C(q)``). Per-map values, mean ± standard error over maps (sd/√M). The default seed ``20270301`` differs from
 the halo-posterior held-out seed ``20261201`` (and its ``+1``, ``+2``, ``+3`` words).
@@ -69,7 +69,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from benchmarks._tables import aggregate, fmt, run_or_report, write_report
-from benchmarks.calibration import COVERAGE_LEVELS, _sample_metrics, expected_coverages
+from benchmarks.calibration import COVERAGE_LEVELS, sample_metrics, expected_coverages
 
 logger = logging.getLogger("benchmarks.conditional_coverage")
 
@@ -118,24 +118,24 @@ class ConditionalCoverageConfig:
 
 # ------------------------------------------------------------------------------------------- metrics
 def selection(values: np.ndarray, sel: np.ndarray, quantile: float) -> np.ndarray:
-    """Pixels of ``sel`` whose ``values`` exceed their ``quantile`` over ``sel`` (the rule of ``_sample_metrics``)."""
+    """Pixels of ``sel`` whose ``values`` exceed their ``quantile`` over ``sel`` (the rule of ``sample_metrics``)."""
     return sel & (values > np.quantile(values[sel], quantile))
 
 
 def map_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray, mean_map: np.ndarray) -> dict[str, float]:
-    """:func:`benchmarks.calibration._sample_metrics` of ``samples`` ``(C, N, N)`` plus the coverage over each of
+    """:func:`benchmarks.calibration.sample_metrics` of ``samples`` ``(C, N, N)`` plus the coverage over each of
     :data:`SELECTIONS` (``mean_map``: the posterior mean that the ``*_by_mean`` selections rank) and the selected
     pixel counts ``num_pixels_<selection>``."""
     from core.analysis.summaries import interval_coverage
 
-    out = _sample_metrics(samples, truth, sel)
+    out = sample_metrics(samples, truth, sel)
     for name, (by, quantile) in SELECTIONS.items():
         picked = selection(truth if by == "truth" else mean_map, sel, quantile)
         cov = interval_coverage(samples, truth, COVERAGE_LEVELS, mask=picked)
         for q in COVERAGE_LEVELS:
             key = f"coverage_{int(round(q * 100))}_{name}"
-            if key in out and not np.isclose(out[key], cov[q]):  # pragma: no cover - the same rule as _sample_metrics
-                raise RuntimeError(f"{key}: selection differs from benchmarks.calibration._sample_metrics")
+            if key in out and not np.isclose(out[key], cov[q]):  # pragma: no cover - the same rule as sample_metrics
+                raise RuntimeError(f"{key}: selection differs from benchmarks.calibration.sample_metrics")
             out[key] = cov[q]
         out[f"num_pixels_{name}"] = int(picked.sum())
     return out

@@ -30,7 +30,7 @@ posterior`` — exact samples of the Gaussian posterior (constrained realisation
 predictor–corrector ``pc`` without correctors on ``num_levels`` geometric levels, σ 0.5 → 10⁻³, + Tweedie
 denoising), ``num_chains`` samples per map.
 
-**Metrics per map** (observed pixels; :func:`benchmarks.calibration._point_metrics` / ``_sample_metrics``): RMSE and
+**Metrics per map** (observed pixels; :func:`benchmarks.calibration.point_metrics` / ``sample_metrics``): RMSE and
 Pearson r of the point estimate (posterior mean); coverage of the central 68/95 % sample intervals over all
 observed pixels and over the pixels whose true κ is in the top 5 %; **halo significance**: ``S = mean/std`` of the
 posterior at the pixel holding each true halo with ``M ≥ mass_threshold`` (1e14 M⊙, ``M_200c``) inside the mask, vs
@@ -96,7 +96,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from benchmarks._tables import aggregate, fmt, mean_se, paired_difference, run_or_report, write_report
-from benchmarks.calibration import _point_metrics, _sample_metrics, expected_coverages
+from benchmarks.calibration import point_metrics, sample_metrics, expected_coverages
 from core.options import sampler_names
 
 logger = logging.getLogger("benchmarks.halo_posterior")
@@ -606,18 +606,18 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str],
         ks = kaiser_squires_map(obs.shear, geometry, mask=mask, smoothing_fwhm_arcmin=config.ks_fwhm_arcmin)[0].numpy()
         ks = ks.astype(np.float64)
         ks_sig = ks / ks[sel].std()
-        record("Kaiser-Squires", _point_metrics(ks, truth, sel), ks, None, ks_sig, rows, cols, truth, random_seed, t0)
+        record("Kaiser-Squires", point_metrics(ks, truth, sel), ks, None, ks_sig, rows, cols, truth, random_seed, t0)
         reference = pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior="gaussian", power_map=power,
                                            truth=truth)
         t0 = time.perf_counter()
         wiener = np.asarray(reference.wiener, np.float64)
-        record("Wiener filter", _point_metrics(wiener, truth, sel), wiener, None, wiener / wiener[sel].std(), rows,
+        record("Wiener filter", point_metrics(wiener, truth, sel), wiener, None, wiener / wiener[sel].std(), rows,
                cols, truth, random_seed, t0)
         t0 = time.perf_counter()
         exact = constrained_realisations(reference.likelihood, power, config.num_chains,
                                          seed=[config.seed + 2, 1000 * SCALES[scale][1] + i]).numpy().astype(np.float64)
         exact_mean, exact_std = exact.mean(0), exact.std(0, ddof=1)
-        record("Gaussian posterior (exact)", _sample_metrics(exact, truth, sel), exact_mean, exact_std,
+        record("Gaussian posterior (exact)", sample_metrics(exact, truth, sel), exact_mean, exact_std,
                exact_mean / exact_std, rows, cols, truth, random_seed, t0)
         if i >= hybrid_maps:
             continue
@@ -649,7 +649,7 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str],
             if last is None or not last.done:
                 raise RuntimeError(f"{name}: the run did not finish")
             chains = last.chains.astype(np.float64)
-            metrics = _sample_metrics(chains, truth, sel)
+            metrics = sample_metrics(chains, truth, sel)
             nfe[name] = float(last.nfe) + (1.0 if config.final_denoise == "tweedie" else 0.0)
             chain_mean, chain_std = chains.mean(0), chains.std(0, ddof=1)
             metrics, halo_sig, pixels, secs = record(name, metrics, chain_mean, chain_std, chain_mean / chain_std,

@@ -11,9 +11,9 @@ so their prior is known exactly, and so is the posterior in the white latent ``w
 .. math::  \log p(w \mid γ) = −\tfrac12 \lVert w\rVert^2 + \log p(γ \mid κ(w)) + \text{const},
 
 with the masked, inhomogeneous shear likelihood of :class:`core.inference.likelihood.ShearLikelihood`. It is sampled
-here by Hamiltonian Monte Carlo (``tfp.mcmc.HamiltonianMonteCarlo`` inside
-``tfp.mcmc.DualAveragingStepSizeAdaptation``; whitening makes the prior part an identity), many chains started at the
-latent of the Wiener map. Its posterior mean is the best any prior can do on these maps (the Bayes estimator under
+here by Hamiltonian Monte Carlo with the no-U-turn rule (``tfp.mcmc.NoUTurnSampler`` inside
+``tfp.mcmc.DualAveragingStepSizeAdaptation``; whitening makes the prior part an identity), many chains started near
+the latent of the Wiener map. Its posterior mean is the best any prior can do on these maps (the Bayes estimator under
 the true prior, in mean squared error): a learned prior of lognormal maps can at most reach it. Comparing it with the
 Wiener filter says whether "the hybrid posterior mean beats the Wiener filter's RMSE by more than the error bar"
 (issue #11, must-reach 3) is reachable at this noise at all.
@@ -28,9 +28,12 @@ as in :func:`benchmarks.calibration.monte_carlo_corrected_rmse`. ``tfp.mcmc.effe
 the chains is reported per map (median and max over observed pixels). Coverage uses the chains' final states
 (independent draws, as for the other samplers).
 
-    python -m benchmarks.lognormal_posterior --maps 4 --output benchmarks/results/lognormal_posterior.json
+    python -m benchmarks.lognormal_posterior --maps 8 --output benchmarks/results/lognormal_posterior.json
 
-writes the JSON and a markdown table beside it.
+writes the JSON and a markdown table beside it. **Resuming.** A map costs minutes; ``--previous OLD.json`` reuses
+the per-map rows of an earlier result whose settings (everything in :class:`Config` but ``num_maps``) are the same —
+map ``i`` always uses seed ``seed + i``, so a reused row is what this run would compute — and samples only the maps
+it lacks. A file with other settings is refused, naming the settings that differ.
 """
 from __future__ import annotations
 
@@ -64,7 +67,8 @@ class Config:
     max_tree_depth: int = 6
 
     def check(self) -> "Config":
-        for name in ("num_maps", "num_chains", "num_burnin", "num_results", "thin", "num_leapfrog_steps"):
+        for name in ("num_maps", "num_chains", "num_burnin", "num_results", "thin", "num_leapfrog_steps",
+                     "max_tree_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -152,7 +156,7 @@ def map_metrics(draws: np.ndarray, truth: np.ndarray, wiener: np.ndarray, sel: n
     """Metrics of one map from the draws ``(R, C, N, N)``: see the module docstring."""
     import tensorflow_probability as tfp
 
-    from benchmarks.calibration import _point_metrics, _sample_metrics, monte_carlo_corrected_rmse
+    from benchmarks.calibration import point_metrics, sample_metrics, monte_carlo_corrected_rmse
 
     flat = draws.reshape(-1, *draws.shape[2:])
     ess = np.asarray(tfp.mcmc.effective_sample_size(draws.astype(np.float32), cross_chain_dims=1))
@@ -161,9 +165,9 @@ def map_metrics(draws: np.ndarray, truth: np.ndarray, wiener: np.ndarray, sel: n
     # Monte-Carlo variance of the grand mean from the spread of the independent chains' means (batch means)
     chain_means = draws.mean(axis=0)
     mc_var = chain_means.var(axis=0, ddof=1) / chain_means.shape[0]
-    posterior = _point_metrics(flat.mean(axis=0), truth, sel)
-    reference = _point_metrics(wiener, truth, sel)
-    finals = _sample_metrics(draws[-1], truth, sel)
+    posterior = point_metrics(flat.mean(axis=0), truth, sel)
+    reference = point_metrics(wiener, truth, sel)
+    finals = sample_metrics(draws[-1], truth, sel)
     return {
         "rmse_lognormal_mean": posterior["rmse"],
         "rmse_lognormal_mean_mc_corrected": monte_carlo_corrected_rmse(flat, truth, sel, mean_variance=mc_var),
@@ -178,23 +182,43 @@ def map_metrics(draws: np.ndarray, truth: np.ndarray, wiener: np.ndarray, sel: n
     }
 
 
-def run_benchmark(config: Config) -> dict[str, Any]:
+def previous_rows(previous: dict[str, Any], config: Config) -> dict[int, dict[str, Any]]:
+    """The per-map rows of an earlier result ``previous`` (a JSON written by this script) keyed by map index, if its
+    settings match ``config`` in everything but ``num_maps``; a ``ValueError`` naming the differing settings if not.
+    Rows of files written before rows carried their ``map`` index are in map order."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("per_map"), list):
+        raise ValueError("previous result: not a lognormal_posterior JSON (no 'per_map' list)")
+    old = {**asdict(Config()), **(previous.get("config") or {})}
+    new = asdict(config)
+    differ = sorted(k for k in new if k != "num_maps" and old.get(k) != new[k])
+    if differ:
+        raise ValueError("previous result has other settings: " + ", ".join(
+            f"{k} {old.get(k)!r} (now {new[k]!r})" for k in differ))
+    return {int(row.get("map", i)): row for i, row in enumerate(previous["per_map"])}
+
+
+def run_benchmark(config: Config, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     from benchmarks import compare_samplers as cs
 
     config.check()
+    reuse = previous_rows(previous, config) if previous is not None else {}
     map_config = cs.Config()
     per_map = []
     start = time.perf_counter()
     for i in range(config.num_maps):
+        if i in reuse:
+            per_map.append({**reuse[i], "map": i})
+            logger.info("lognormal posterior map %d/%d: reused from the previous result", i + 1, config.num_maps)
+            continue
         base = cs._problems(map_config, "cosmos", i, None)["gaussian"]
         latent = LognormalLatent(base.power_map)
         t0 = time.perf_counter()
         out = sample_posterior(base.likelihood, latent, base.wiener, config, seed=config.seed + i)
         row = map_metrics(out["draws"], base.truth.astype(np.float64), base.wiener.astype(np.float64), base.mask > 0)
         row.update(accept_rate=out["accept_rate"], step_size=out["step_size"], seconds=time.perf_counter() - t0)
-        per_map.append(row)
+        per_map.append({"map": i, **row})
         logger.info("lognormal posterior map %d/%d: %s", i + 1, config.num_maps, row)
-    column = {k: [m[k] for m in per_map] for k in per_map[0]}
+    column = {k: [m[k] for m in per_map] for k in per_map[0] if k != "map"}
     return {
         "config": asdict(config), "problem": {"maps": "compare_samplers cosmos", "base_seed": map_config.base_seed,
                                               **cs.PROBLEMS["cosmos"], "npix": map_config.npix},
@@ -205,6 +229,7 @@ def run_benchmark(config: Config) -> dict[str, Any]:
                                                             column["rmse_wiener"]),
         "paired_difference_pearson": paired_difference(column["pearson_lognormal_mean"], column["pearson_wiener"]),
         "total_seconds": round(time.perf_counter() - start, 1),
+        "maps_reused": sorted(i for i in reuse if i < config.num_maps),
     }
 
 
@@ -251,15 +276,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--burnin", type=int, default=defaults.num_burnin)
     p.add_argument("--results", type=int, default=defaults.num_results)
     p.add_argument("--thin", type=int, default=defaults.thin)
-    p.add_argument("--leapfrog", type=int, default=defaults.num_leapfrog_steps)
+    p.add_argument("--leapfrog", type=int, default=defaults.num_leapfrog_steps,
+                   help="leapfrog steps per transition of --kernel hmc")
+    p.add_argument("--kernel", choices=("nuts", "hmc"), default=defaults.kernel)
+    p.add_argument("--max-tree-depth", type=int, default=defaults.max_tree_depth, help="of --kernel nuts")
+    p.add_argument("--target-accept", type=float, default=defaults.target_accept)
+    p.add_argument("--seed", type=int, default=defaults.seed, help="map i uses seed + i")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="an earlier result JSON with the same settings: its maps are reused, only the others sampled")
     p.add_argument("--output", type=Path, default=None, help="write the JSON here (and the markdown beside it)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     def work() -> int:
         config = Config(num_maps=args.maps, num_chains=args.chains, num_burnin=args.burnin, num_results=args.results,
-                        thin=args.thin, num_leapfrog_steps=args.leapfrog).check()
-        result = run_benchmark(config)
+                        thin=args.thin, num_leapfrog_steps=args.leapfrog, kernel=args.kernel,
+                        max_tree_depth=args.max_tree_depth, target_accept=args.target_accept, seed=args.seed).check()
+        previous = None
+        if args.previous is not None:
+            try:
+                previous = json.loads(args.previous.read_text())
+            except (OSError, ValueError) as err:
+                raise ValueError(f"--previous {args.previous}: cannot read it as JSON ({err})") from None
+        result = run_benchmark(config, previous)
         text = markdown(result)
         if args.output is not None:
             args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.calibration import _point_metrics, _sample_metrics  # noqa: E402
+from benchmarks.calibration import point_metrics, sample_metrics  # noqa: E402
 from benchmarks.halo_posterior import HELDOUT_SEED, cosmos_patch, heldout_truths  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -80,10 +80,10 @@ def run(configs: Sequence[str], num_maps: int, num_chains: int) -> dict[str, Any
         obs = Observation.simulated(geometry, truth, noise, mask, seed=[HELDOUT_SEED + 1, i])
         reference = pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior="gaussian",
                                            power_map=power, truth=truth)
-        wiener = _point_metrics(np.asarray(reference.wiener, np.float64), truth, sel)
+        wiener = point_metrics(np.asarray(reference.wiener, np.float64), truth, sel)
         exact = constrained_realisations(reference.likelihood, power, num_chains,
                                          seed=[HELDOUT_SEED + 2, i]).numpy().astype(np.float64)
-        results = {"exactG": (_sample_metrics(exact, truth, sel), 0.0, 0.0)}
+        results = {"exactG": (sample_metrics(exact, truth, sel), 0.0, 0.0)}
         for text, (letter, sampler, levels, options) in parsed.items():
             problem = pipeline.build_problem(obs.shear, obs.noise_std, mask, geometry, prior=priors[letter],
                                              power_map=power, truth=truth)
@@ -95,7 +95,7 @@ def run(configs: Sequence[str], num_maps: int, num_chains: int) -> dict[str, Any
                                      seed=[HELDOUT_SEED + 3, i], final_denoise="tweedie", **options):
                 pass
             chains = last.chains.astype(np.float64)
-            results[text] = (_sample_metrics(chains, truth, sel), time.perf_counter() - t0, float(last.nfe) + 1.0)
+            results[text] = (sample_metrics(chains, truth, sel), time.perf_counter() - t0, float(last.nfe) + 1.0)
         for label, (m, seconds, nfe) in results.items():
             rows.setdefault(label, []).append({
                 "drmse": m["rmse"] - wiener["rmse"], "dr": m["pearson"] - wiener["pearson"],

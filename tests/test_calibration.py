@@ -95,14 +95,14 @@ def test_coverage_selected_by_the_mean_is_calibrated_where_truth_selected_is_not
     """An exact posterior N(m, s²) per pixel with truths drawn from it: at the pixels where the *posterior mean* is in
     its top 5 % the intervals keep their coverage; at the *truth's* top 5 % they do not (the truth there sits in
     the tail of its own posterior). Tolerances: 4 binomial standard errors over the ≈ 205 selected pixels."""
-    from benchmarks.calibration import _sample_metrics
+    from benchmarks.calibration import sample_metrics
 
     rng = np.random.default_rng(0)
     npix, num_samples, s = 64, 64, 1.0
     mean = rng.normal(size=(npix, npix))
     truth = mean + s * rng.normal(size=(npix, npix))
     samples = mean + s * rng.normal(size=(num_samples, npix, npix))
-    out = _sample_metrics(samples, truth, np.ones((npix, npix), bool))
+    out = sample_metrics(samples, truth, np.ones((npix, npix), bool))
     ideal = expected_coverage(num_samples, 0.95)
     se = np.sqrt(ideal * (1 - ideal) / (0.05 * npix * npix))
     assert abs(out["coverage_95_mean_top5pct"] - ideal) < 4 * se

@@ -56,3 +56,20 @@ def test_bad_config_names_the_option():
     with pytest.raises(ValueError, match="target_accept"):
         lp.Config(target_accept=1.5).check()
     assert lp.main(["--chains", "0"]) == 2
+
+
+def test_previous_rows_are_reused_only_with_the_same_settings():
+    config = lp.Config(num_maps=8)
+    old_rows = [{"rmse_wiener": 0.1 + i} for i in range(4)]  # written before rows carried their index: map order
+    previous = {"config": {**lp.asdict(lp.Config(num_maps=4))}, "per_map": old_rows}
+    rows = lp.previous_rows(previous, config)
+    assert sorted(rows) == [0, 1, 2, 3] and rows[2]["rmse_wiener"] == 2.1
+    indexed = {"config": lp.asdict(lp.Config()), "per_map": [{"map": 5, "rmse_wiener": 0.3}]}
+    assert list(lp.previous_rows(indexed, config)) == [5]
+    with pytest.raises(ValueError, match="num_chains 32 .now 16.*seed 5 .now 6"):
+        lp.previous_rows(previous, lp.Config(num_chains=16, seed=6))
+    with pytest.raises(ValueError, match="per_map"):
+        lp.previous_rows({"config": {}}, config)
+    with pytest.raises(ValueError, match="max_tree_depth"):
+        lp.Config(max_tree_depth=0).check()
+    assert lp.main(["--previous", "/nonexistent/old.json", "--maps", "1"]) == 2
