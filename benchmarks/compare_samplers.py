@@ -23,7 +23,9 @@ prior pixel standard deviations) per sample vs the truth's.
 Run ``python -m benchmarks.compare_samplers --quick`` (a few minutes) or without ``--quick`` for the full run; it
 writes ``benchmarks/results/compare_samplers[_quick].json``. ``--must-reach`` adds the must-reach timings of the
 issue (dashboard default with the hybrid prior to σ_min; a whole 360² run at 0.29′; the hybrid posterior mean with
-≥ 64 samples vs the Wiener filter, raw and with the Monte-Carlo excess of the finite-sample mean removed) to ``compare_samplers_must_reach.json``.
+≥ 64 samples vs the Wiener filter, raw and with the Monte-Carlo excess of the finite-sample mean removed) to
+``<tag>_must_reach.json``. That last one costs minutes per map; ``--wiener-previous OLD_must_reach.json`` reuses the
+maps of an earlier run with the same settings (:func:`previous_hybrid_vs_wiener`) and samples only the others.
 Timings are wall-clock on whatever the machine gives (the JSON records ``os.getloadavg()``).
 """
 from __future__ import annotations
@@ -259,8 +261,12 @@ def recommend(results: dict[str, Any], tolerance: float = 0.03) -> dict[str, Any
 
 # ------------------------------------------------------------------------------------------- must-reach
 def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_maps: int, wiener_chains: int,
-               items: Sequence[int] = (1, 2, 3), weights: str | None = None) -> dict[str, Any]:
-    """The must-reach measurements ``items`` (1, 2, 3) of issue #11 for one sampler (see the module docstring)."""
+               items: Sequence[int] = (1, 2, 3), weights: str | None = None,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The must-reach measurements ``items`` (1, 2, 3) of issue #11 for one sampler (see the module docstring);
+    ``previous``: an earlier must-reach JSON whose item-3 maps are reused (:func:`previous_hybrid_vs_wiener`)."""
+    if previous is not None and 3 in items:  # refuse other settings before minutes of items 1 and 2
+        previous_hybrid_vs_wiener(previous, config, sampler, options, wiener_chains)
     from core.physics.geometry import MapGeometry
     from core.pipeline import build_prior
 
@@ -280,7 +286,7 @@ def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_map
     out["load_average_mid"] = os.getloadavg()
     if wiener_maps < 1 or 3 not in items:
         return out
-    return _hybrid_vs_wiener(out, config, method, hybrid, wiener_maps, wiener_chains)
+    return _hybrid_vs_wiener(out, config, method, hybrid, wiener_maps, wiener_chains, previous)
 
 
 def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -314,11 +320,44 @@ def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[s
     }
 
 
+# the Config fields that determine must-reach 3's per-map rows (with the sampler, its options and the sample count)
+MUST_REACH_3_SETTINGS = ("npix", "sigma_max", "sigma_min", "diffusion_levels", "hmc_levels", "hmc_steps_per_level",
+                         "base_seed", "weights")
+
+
+def previous_hybrid_vs_wiener(previous: dict[str, Any], config: Config, sampler: str, options: dict[str, Any],
+                              wiener_chains: int) -> dict[int, dict[str, Any]]:
+    """The per-map rows of must-reach 3 in an earlier must-reach JSON ``previous``, keyed by map index, if they were
+    made with the same sampler, options, number of samples and :data:`MUST_REACH_3_SETTINGS` (map ``i`` always uses
+    truth seed ``base_seed + i`` and sampler seed ``3000 + i``, so such a row is what this run would compute). A
+    ``ValueError`` naming what differs otherwise. Rows written before they carried their ``map`` index are in order."""
+    section = previous.get("hybrid_vs_wiener") if isinstance(previous, dict) else None
+    if not isinstance(section, dict) or not isinstance(section.get("per_map"), list):
+        raise ValueError("previous result: no must-reach 3 rows ('hybrid_vs_wiener' with a 'per_map' list)")
+    if not isinstance(previous.get("config"), dict):
+        raise ValueError("previous result records no config, so its settings cannot be checked")
+    old = {**previous["config"], "sampler": previous.get("sampler"), "options": previous.get("options") or {},
+           "num_samples": section.get("num_samples")}
+    new = {**asdict(config), "sampler": sampler, "options": options, "num_samples": wiener_chains}
+    differ = [k for k in (*MUST_REACH_3_SETTINGS, "sampler", "options", "num_samples") if old.get(k) != new.get(k)]
+    if differ:
+        raise ValueError("previous result has other settings: " + ", ".join(
+            f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in differ))
+    return {int(row.get("map", i)): row for i, row in enumerate(section["per_map"])}
+
+
 def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybrid: Any, wiener_maps: int,
-                      wiener_chains: int) -> dict[str, Any]:
-    """The hybrid posterior mean with ≥ 64 samples vs the Wiener filter on the lognormal COSMOS-like maps."""
+                      wiener_chains: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The hybrid posterior mean with ≥ 64 samples vs the Wiener filter on the lognormal COSMOS-like maps (the maps
+    of ``previous``, an earlier must-reach JSON with the same settings, reused: :func:`previous_hybrid_vs_wiener`)."""
+    reuse = (previous_hybrid_vs_wiener(previous, config, method.sampler, method.options, wiener_chains)
+             if previous is not None else {})
     per_map = []
     for i in range(wiener_maps):
+        if i in reuse:
+            per_map.append({**reuse[i], "map": i})
+            logger.info("hybrid vs Wiener map %d/%d: reused from the previous result", i + 1, wiener_maps)
+            continue
         problems = _problems(config, "cosmos", i, hybrid)
         base = problems["gaussian"]
         sel = base.mask > 0
@@ -327,16 +366,17 @@ def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybri
         hybrid_metrics = sample_metrics(chains, truth, sel)
         wiener_metrics = point_metrics(base.wiener, truth, sel)
         per_map.append({
-            "rmse_hybrid_mean": hybrid_metrics["rmse"],
+            "map": i, "rmse_hybrid_mean": hybrid_metrics["rmse"],
             "rmse_hybrid_mean_mc_corrected": hybrid_metrics["rmse_mc_corrected"],
             "rmse_wiener": wiener_metrics["rmse"],
             "pearson_hybrid_mean": hybrid_metrics["pearson"], "pearson_wiener": wiener_metrics["pearson"],
             "mean_posterior_std": hybrid_metrics["mean_posterior_std"],
             "seconds": cost["seconds"]})
         logger.info("hybrid vs Wiener map %d/%d: %s", i + 1, wiener_maps, per_map[-1])
-    column = {key: [m[key] for m in per_map] for key in per_map[0]}
+    column = {key: [m[key] for m in per_map] for key in per_map[0] if key != "map"}
     out["hybrid_vs_wiener"] = {
         "num_maps": wiener_maps, "num_samples": wiener_chains, "per_map": per_map,
+        "maps_reused": sorted(i for i in reuse if i < wiener_maps),
         "rmse_hybrid_mean": float(np.mean(column["rmse_hybrid_mean"])),
         "rmse_wiener": float(np.mean(column["rmse_wiener"])),
         # RMSE(hybrid mean) − RMSE(Wiener), mean ± s.e. over maps (+ "n"): benchmarks._tables.paired_difference
@@ -417,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--wiener-maps", type=int, default=4)
     p.add_argument("--must-reach-items", default="1,2,3", help="which must-reach measurements: 1,2,3")
     p.add_argument("--wiener-chains", type=int, default=64)
+    p.add_argument("--wiener-previous", type=Path, default=None, metavar="OLD_must_reach.json",
+                   help="reuse the must-reach 3 maps of an earlier run with the same settings; sample only the others")
     p.add_argument("--tag", default=None)
     p.add_argument("--weights", default=None, help="shipped weights of the hybrid prior, in the main table and the "
                    "must-reach runs (default: the preferred ones at the pixel scale), e.g. hybrid_0.87arcmin "
@@ -452,7 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k, _, v = item.partition("=")
                 options[k] = sampler_spec(name).option(k).validate(v)
         items = tuple(int(i) for i in args.must_reach_items.split(","))
-        out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items, weights=args.weights)
+        previous = None
+        if args.wiener_previous is not None:
+            try:
+                previous = json.loads(args.wiener_previous.read_text())
+            except (OSError, ValueError) as err:
+                p.error(f"--wiener-previous {args.wiener_previous}: cannot read it as JSON ({err})")
+            try:
+                previous_hybrid_vs_wiener(previous, config, name, options, args.wiener_chains)
+            except ValueError as err:
+                p.error(f"--wiener-previous {args.wiener_previous}: {err}")
+        out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items, weights=args.weights,
+                         previous=previous)
         (RESULTS_DIR / f"{tag}_must_reach.json").write_text(json.dumps(out, indent=1))
         print(json.dumps(out, indent=1))
     return 0

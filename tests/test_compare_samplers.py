@@ -60,3 +60,15 @@ def test_hybrid_vs_wiener_reports_raw_and_monte_carlo_corrected_differences():
     diffs = [r["rmse_hybrid_mean_mc_corrected"] - r["rmse_wiener"] for r in rows]
     assert out["paired_difference_mc_corrected"]["mean"] == pytest.approx(np.mean(diffs))
     assert out["paired_difference_mc_corrected"]["n"] == 2
+    assert [r["map"] for r in rows] == [0, 1] and out["maps_reused"] == []
+
+    # resuming: the rows of an earlier result with the same settings are reused, not recomputed
+    previous = {"config": cs.asdict(config), "sampler": "pc", "options": {}, "hybrid_vs_wiener": out}
+    again = cs._hybrid_vs_wiener({}, config, method, hybrid, wiener_maps=1, wiener_chains=4,
+                                 previous=previous)["hybrid_vs_wiener"]
+    assert again["maps_reused"] == [0] and again["per_map"][0] == rows[0]
+    # other settings are refused by name
+    with pytest.raises(ValueError, match="diffusion_levels .* sampler 'pc' .now 'mmps'.*num_samples 4 .now 64"):
+        cs.previous_hybrid_vs_wiener(previous, cs.Config(npix=16, diffusion_levels=LEVELS + 1), "mmps", {}, 64)
+    with pytest.raises(ValueError, match="no config"):
+        cs.previous_hybrid_vs_wiener({"hybrid_vs_wiener": out}, config, "pc", {}, 4)
