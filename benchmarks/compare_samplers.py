@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -506,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 p.error(f"--wiener-previous {args.wiener_previous}: {err}")
         out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items, weights=args.weights,
                          previous=previous)
+        out["command"] = " ".join([p.prog, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
         (RESULTS_DIR / f"{tag}_must_reach.json").write_text(json.dumps(out, indent=1))
         print(json.dumps(out, indent=1))
     return 0
