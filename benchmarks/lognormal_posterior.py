@@ -28,7 +28,7 @@ as in :func:`benchmarks.calibration.monte_carlo_corrected_rmse`. ``tfp.mcmc.effe
 the chains is reported per map (median and max over observed pixels). Coverage uses the chains' final states
 (independent draws, as for the other samplers).
 
-    python -m benchmarks.lognormal_posterior --maps 8 --output benchmarks/results/lognormal_posterior.json
+    python -m benchmarks.lognormal_posterior --maps 16 --output benchmarks/results/lognormal_posterior.json
 
 writes the JSON and a markdown table beside it. **Resuming.** A map costs minutes; ``--previous OLD.json`` reuses
 the per-map rows of an earlier result whose settings (everything in :class:`Config` but ``num_maps``) are the same —
