@@ -7,6 +7,7 @@ Per-map metrics ``v_1 … v_M`` are summarised as their mean ± standard error o
 differences add ``"n"``), rendered in markdown by :func:`fmt` as ``mean ± se`` (``mean`` alone when the standard
 error is NaN, ``–`` for a missing entry). :func:`write_report` writes a report's JSON and markdown files and
 :func:`run_or_report` turns a bad option (``ValueError``) into the one-line error of a command-line run.
+:func:`reusable_rows` hands back the per-map rows of an earlier result made with the same settings (resuming).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["standard_error", "mean_se", "aggregate", "paired_difference", "fmt", "write_report", "run_or_report"]
+__all__ = ["standard_error", "mean_se", "aggregate", "paired_difference", "fmt", "write_report", "run_or_report",
+           "reusable_rows"]
 
 T = TypeVar("T")
 
@@ -46,6 +48,18 @@ def paired_difference(values: Sequence[float], reference: Sequence[float]) -> di
     if a.shape != b.shape or a.ndim != 1 or a.size < 1:
         raise ValueError(f"values and reference must be 1-D of the same non-zero length, got {a.shape} and {b.shape}")
     return {**mean_se(a - b), "n": int(a.size)}
+
+
+def reusable_rows(per_map: Sequence[Mapping[str, Any]], old: Mapping[str, Any], new: Mapping[str, Any],
+                  keys: Sequence[str]) -> dict[int, Mapping[str, Any]]:
+    """The per-map rows ``per_map`` of an earlier result keyed by map index (their ``"map"`` entry, else their
+    position: rows written before they carried it are in map order), if its settings ``old`` equal ``new`` at every
+    one of ``keys`` (a missing key is ``None``); a ``ValueError`` naming each differing setting if not."""
+    differ = [k for k in keys if old.get(k) != new.get(k)]
+    if differ:
+        raise ValueError("previous result has other settings: " + ", ".join(
+            f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in differ))
+    return {int(row.get("map", i)): row for i, row in enumerate(per_map)}
 
 
 def fmt(entry: Mapping[str, float] | None, digits: int = 3, signed: bool = False) -> str:

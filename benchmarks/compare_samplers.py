@@ -39,11 +39,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from benchmarks._tables import aggregate, fmt, paired_difference
+from benchmarks._tables import aggregate, fmt, paired_difference, reusable_rows
 from benchmarks.calibration import COVERAGE_LEVELS, point_metrics, sample_metrics
 
 logger = logging.getLogger("benchmarks.compare_samplers")
@@ -263,11 +263,9 @@ def recommend(results: dict[str, Any], tolerance: float = 0.03) -> dict[str, Any
 # ------------------------------------------------------------------------------------------- must-reach
 def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_maps: int, wiener_chains: int,
                items: Sequence[int] = (1, 2, 3), weights: str | None = None,
-               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+               reuse: Mapping[int, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The must-reach measurements ``items`` (1, 2, 3) of issue #11 for one sampler (see the module docstring);
-    ``previous``: an earlier must-reach JSON whose item-3 maps are reused (:func:`previous_hybrid_vs_wiener`)."""
-    if previous is not None and 3 in items:  # refuse other settings before minutes of items 1 and 2
-        previous_hybrid_vs_wiener(previous, config, sampler, options, wiener_chains)
+    ``reuse``: item-3 rows of an earlier run by map index, from :func:`previous_hybrid_vs_wiener`."""
     from core.physics.geometry import MapGeometry
     from core.pipeline import build_prior
 
@@ -287,7 +285,7 @@ def must_reach(config: Config, sampler: str, options: dict[str, Any], wiener_map
     out["load_average_mid"] = os.getloadavg()
     if wiener_maps < 1 or 3 not in items:
         return out
-    return _hybrid_vs_wiener(out, config, method, hybrid, wiener_maps, wiener_chains, previous)
+    return _hybrid_vs_wiener(out, config, method, hybrid, wiener_maps, wiener_chains, reuse)
 
 
 def _cosmos_360(config: Config, sampler: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -340,19 +338,14 @@ def previous_hybrid_vs_wiener(previous: dict[str, Any], config: Config, sampler:
     old = {**previous["config"], "sampler": previous.get("sampler"), "options": previous.get("options") or {},
            "num_samples": section.get("num_samples")}
     new = {**asdict(config), "sampler": sampler, "options": options, "num_samples": wiener_chains}
-    differ = [k for k in (*MUST_REACH_3_SETTINGS, "sampler", "options", "num_samples") if old.get(k) != new.get(k)]
-    if differ:
-        raise ValueError("previous result has other settings: " + ", ".join(
-            f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in differ))
-    return {int(row.get("map", i)): row for i, row in enumerate(section["per_map"])}
+    return reusable_rows(section["per_map"], old, new, (*MUST_REACH_3_SETTINGS, "sampler", "options", "num_samples"))
 
 
 def _hybrid_vs_wiener(out: dict[str, Any], config: Config, method: Method, hybrid: Any, wiener_maps: int,
-                      wiener_chains: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The hybrid posterior mean with ≥ 64 samples vs the Wiener filter on the lognormal COSMOS-like maps (the maps
-    of ``previous``, an earlier must-reach JSON with the same settings, reused: :func:`previous_hybrid_vs_wiener`)."""
-    reuse = (previous_hybrid_vs_wiener(previous, config, method.sampler, method.options, wiener_chains)
-             if previous is not None else {})
+                      wiener_chains: int, reuse: Mapping[int, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The hybrid posterior mean with ≥ 64 samples vs the Wiener filter on the lognormal COSMOS-like maps; maps in
+    ``reuse`` (rows of an earlier run with the same settings, :func:`previous_hybrid_vs_wiener`) are not sampled."""
+    reuse = reuse or {}
     per_map = []
     for i in range(wiener_maps):
         if i in reuse:
@@ -495,18 +488,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k, _, v = item.partition("=")
                 options[k] = sampler_spec(name).option(k).validate(v)
         items = tuple(int(i) for i in args.must_reach_items.split(","))
-        previous = None
-        if args.wiener_previous is not None:
+        reuse = None
+        if args.wiener_previous is not None:  # checked before any sampling (items 1 and 2 take minutes)
             try:
                 previous = json.loads(args.wiener_previous.read_text())
             except (OSError, ValueError) as err:
                 p.error(f"--wiener-previous {args.wiener_previous}: cannot read it as JSON ({err})")
             try:
-                previous_hybrid_vs_wiener(previous, config, name, options, args.wiener_chains)
+                reuse = previous_hybrid_vs_wiener(previous, config, name, options, args.wiener_chains)
             except ValueError as err:
                 p.error(f"--wiener-previous {args.wiener_previous}: {err}")
         out = must_reach(config, name, options, args.wiener_maps, args.wiener_chains, items, weights=args.weights,
-                         previous=previous)
+                         reuse=reuse)
         out["command"] = " ".join([p.prog, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
         (RESULTS_DIR / f"{tag}_must_reach.json").write_text(json.dumps(out, indent=1))
         print(json.dumps(out, indent=1))

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks._tables import mean_se, paired_difference, run_or_report
+from benchmarks._tables import mean_se, paired_difference, reusable_rows, run_or_report
 
 logger = logging.getLogger("benchmarks.lognormal_posterior")
 
@@ -188,13 +188,9 @@ def previous_rows(previous: dict[str, Any], config: Config) -> dict[int, dict[st
     Rows of files written before rows carried their ``map`` index are in map order."""
     if not isinstance(previous, dict) or not isinstance(previous.get("per_map"), list):
         raise ValueError("previous result: not a lognormal_posterior JSON (no 'per_map' list)")
-    old = {**asdict(Config()), **(previous.get("config") or {})}
     new = asdict(config)
-    differ = sorted(k for k in new if k != "num_maps" and old.get(k) != new[k])
-    if differ:
-        raise ValueError("previous result has other settings: " + ", ".join(
-            f"{k} {old.get(k)!r} (now {new[k]!r})" for k in differ))
-    return {int(row.get("map", i)): row for i, row in enumerate(previous["per_map"])}
+    return reusable_rows(previous["per_map"], {**asdict(Config()), **(previous.get("config") or {})}, new,
+                         sorted(k for k in new if k != "num_maps"))
 
 
 def run_benchmark(config: Config, previous: dict[str, Any] | None = None) -> dict[str, Any]:

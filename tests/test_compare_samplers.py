@@ -64,8 +64,9 @@ def test_hybrid_vs_wiener_reports_raw_and_monte_carlo_corrected_differences():
 
     # resuming: the rows of an earlier result with the same settings are reused, not recomputed
     previous = {"config": cs.asdict(config), "sampler": "pc", "options": {}, "hybrid_vs_wiener": out}
+    reuse = cs.previous_hybrid_vs_wiener(previous, config, "pc", {}, 4)
     again = cs._hybrid_vs_wiener({}, config, method, hybrid, wiener_maps=1, wiener_chains=4,
-                                 previous=previous)["hybrid_vs_wiener"]
+                                 reuse=reuse)["hybrid_vs_wiener"]
     assert again["maps_reused"] == [0] and again["per_map"][0] == rows[0]
     # other settings are refused by name
     with pytest.raises(ValueError, match="diffusion_levels .* sampler 'pc' .now 'mmps'.*num_samples 4 .now 64"):
