@@ -228,3 +228,30 @@ def test_n_of_z_sources():
 def test_bad_config_is_a_clear_value_error(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
         HaloModelConfig(**kwargs)
+
+
+def test_halo_map_of_a_catalogue_is_the_maps_halo_part_and_splits_by_mass():
+    """``halo_map`` repaints a drawn catalogue exactly as the map was painted, and is additive over sub-catalogues."""
+    from core.physics.halos import HaloCatalogue
+
+    geometry = MapGeometry(64, 104.4 / 120)
+    haloes_only = halo_model_simulator(geometry, HaloModelConfig(num_slices=6, mass_bins_per_decade=4,
+                                                                 large_scale_field="none"))
+    maps, cats = haloes_only.sample_maps(2, 5, with_catalogues=True)
+    for kappa, cat in zip(maps, cats):
+        full = haloes_only.halo_map(cat)
+        np.testing.assert_allclose(full - haloes_only.expected_mean, kappa, atol=1e-6 * np.abs(kappa).max())
+        fields = ("x", "y", "mass", "redshift", "theta_delta_arcmin", "kappa_mass_sr")
+        light = HaloCatalogue(*(getattr(cat, f)[cat.mass < 1e13] for f in fields))
+        heavy = cat.select(1e13)
+        assert len(light) > 0 and len(heavy) > 0
+        np.testing.assert_allclose(haloes_only.halo_map(light) + haloes_only.halo_map(heavy), full,
+                                   atol=1e-9 * np.abs(full).max())
+    other = halo_model_simulator(geometry, HaloModelConfig(num_slices=6, mass_bins_per_decade=4, mass_min=1e13,
+                                                           large_scale_field="none"))
+    with pytest.raises(ValueError, match="outside this simulator's range"):
+        other.halo_map(cats[0])
+    shifted = HaloCatalogue(*(getattr(cats[0], f) for f in ("x", "y", "mass")), cats[0].redshift + 0.01,
+                            cats[0].theta_delta_arcmin, cats[0].kappa_mass_sr)
+    with pytest.raises(ValueError, match="lens planes"):
+        haloes_only.halo_map(shifted)
