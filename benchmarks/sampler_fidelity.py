@@ -60,7 +60,7 @@ class FidelityConfig:
     num_levels: int = 20
     sigma_max: float = 0.5
     sigma_min: float = 1e-3
-    exact_levels: int = 20
+    exact_levels: int = 100
     seed: int = HELDOUT_SEED + 5
 
     def validate(self) -> None:
