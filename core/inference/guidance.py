@@ -224,7 +224,11 @@ def tweedie_denoise(prior_score: ScoreFn, x: tf.Tensor, sigma: Any) -> tf.Tensor
 
 def _broadcast_sigma_sq(sigma: tf.Tensor, x: tf.Tensor, event_ndims: int | None = None) -> tf.Tensor:
     """σ² shaped to broadcast against ``x`` (a scalar stays a scalar; a batch-shaped σ gets event axes)."""
-    sq = tf.square(sigma)
+    return _broadcast_variance(tf.square(sigma), x, event_ndims)
+
+
+def _broadcast_variance(sq: tf.Tensor, x: tf.Tensor, event_ndims: int | None = None) -> tf.Tensor:
+    """A scalar or batch-shaped variance shaped to broadcast against ``x`` (batch values get event axes)."""
     if sq.shape.rank == 0:
         return sq
     ndims = (x.shape.rank - sq.shape.rank) if event_ndims is None else event_ndims
@@ -302,6 +306,7 @@ def mmps_guidance(
     preconditioner_variance: Any = None,
     jacobian_product: str = "vjp",
     surrogate_jacobian: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    split_variance: Any = 0.0,
 ) -> GuidanceTerms:
     """MMPS: ``J_Dᵀ Aᵀ u`` with ``(Σ_y + σ² A J_D Aᵀ) u = M(y − A D)`` solved by ``cg_iterations`` of PCG (module doc).
 
@@ -314,6 +319,12 @@ def mmps_guidance(
     in Fourier space); the network is then evaluated once (``D`` only) and never differentiated, so
     ``jacobian_product`` does not apply and is ignored, whatever its value. Exact when ``J`` is the denoiser's true
     Jacobian (a Gaussian prior).
+    ``split_variance`` σ*² (scalar, default 0, below σ² and below every observed noise variance): the noise-split
+    form (:mod:`core.inference.samplers.mmps`, ``noise_split``). The data are ``y = A x_* + e`` with
+    ``x_* = x + σ* z`` the diffusion state at level σ* and ``e`` of covariance ``C_e = Σ_y − σ*² A Aᵀ`` on observed
+    data (exact: white noise of variance σ*² split off ``Σ_y``), so the guidance is that of ``p(y | x_σ)`` through
+    ``x_* | x_σ``: ``D_* = x + (σ² − σ*²) s``, ``J_* = I + (σ² − σ*²) ∂s``, ``K = C_e + (σ² − σ*²) A J_* Aᵀ``. At
+    σ = σ* it is the exact likelihood ``N(y | A x, C_e)``.
     """
     if surrogate_jacobian is not None and not callable(surrogate_jacobian):
         raise ValueError(f"surrogate_jacobian must be a callable w ↦ J w or None, got {type(surrogate_jacobian).__name__}")
@@ -324,27 +335,39 @@ def mmps_guidance(
         raise ValueError(f"cg_iterations must be an integer ≥ 1, got {cg_iterations!r}")
     x = tf.convert_to_tensor(x, tf.float32)
     sigma = _sigma_tensor(sigma)
-    sq_event = _broadcast_sigma_sq(sigma, x, observation.event_ndims)
+    no_split = isinstance(split_variance, (int, float)) and not isinstance(split_variance, bool) and split_variance == 0
+    split = None if no_split else tf.cast(split_variance, tf.float32)
+    # τ² = σ² − σ*²: the Tweedie variance of x_* given x_σ (σ² without a split)
+    tau_sq = tf.square(sigma) if split is None else tf.maximum(tf.square(sigma) - split, 0.0)
+    tau_event = _broadcast_variance(tau_sq, x, observation.event_ndims)
     if surrogate_jacobian is not None:
         s = tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
-        denoised = x + sq_event * s
-        return _mmps_terms(observation, s, denoised, sigma, int(cg_iterations), preconditioner_variance,
-                           surrogate_jacobian, surrogate_jacobian)
+        denoised = x + tau_event * s
+        # J_* = (1 − λ) I + λ J_D with λ = τ²/σ² (J_D the surrogate): the same map when there is no split
+        lam = _broadcast_variance(tau_sq / tf.square(sigma), x, observation.event_ndims)
+
+        def surrogate_star(w: tf.Tensor) -> tf.Tensor:
+            if split is None:
+                return surrogate_jacobian(w)
+            return (1.0 - lam) * w + lam * surrogate_jacobian(w)
+
+        return _mmps_terms(observation, s, denoised, tau_sq, int(cg_iterations), preconditioner_variance,
+                           surrogate_star, surrogate_star, split)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         s = tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
-        denoised = x + sq_event * s
+        denoised = x + tau_event * s
 
     def jacobian_times(w: tf.Tensor) -> tf.Tensor:
         if jacobian_product == "vjp":
             return _vjp_or_zeros(tape, denoised, x, w)
         with tf.autodiff.ForwardAccumulator(primals=x, tangents=w) as acc:
-            d = x + sq_event * tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
+            d = x + tau_event * tf.convert_to_tensor(prior_score(x, sigma), tf.float32)
         out = acc.jvp(d)
         return tf.zeros_like(x) if out is None else out
 
-    terms = _mmps_terms(observation, s, denoised, sigma, int(cg_iterations), preconditioner_variance, jacobian_times,
-                        lambda w: _vjp_or_zeros(tape, denoised, x, w))
+    terms = _mmps_terms(observation, s, denoised, tau_sq, int(cg_iterations), preconditioner_variance, jacobian_times,
+                        lambda w: _vjp_or_zeros(tape, denoised, x, w), split)
     del tape
     return terms
 
@@ -353,21 +376,30 @@ def _mmps_terms(
     observation: LinearGaussianObservation,
     s: tf.Tensor,
     denoised: tf.Tensor,
-    sigma: tf.Tensor,
+    sigma_sq: tf.Tensor,
     cg_iterations: int,
     preconditioner_variance: Any,
     jacobian_times: Callable[[tf.Tensor], tf.Tensor],
     jacobian_transpose_times: Callable[[tf.Tensor], tf.Tensor],
+    split_variance: tf.Tensor | None = None,
 ) -> GuidanceTerms:
-    """The CG solve ``K u = M(y − A D)`` and the likelihood score ``J_Dᵀ Aᵀ u`` given the Jacobian products."""
-    sq_data = _broadcast_sigma_sq(sigma, observation.data, observation.data_ndims)  # σ² over the data axes
+    """The CG solve ``K u = M(y − A D)`` and the likelihood score ``J_Dᵀ Aᵀ u`` given the Jacobian products.
+
+    ``sigma_sq``: the Tweedie variance multiplying ``A J Aᵀ`` (σ², or σ² − σ*² with a split); ``split_variance``
+    σ*²: the noise covariance is ``Σ_y − σ*² A Aᵀ`` (see :func:`mmps_guidance`)."""
+    sq_data = _broadcast_variance(tf.cast(sigma_sq, tf.float32), observation.data, observation.data_ndims)
+    split = 0.0 if split_variance is None else tf.cast(split_variance, tf.float32)
 
     def operator(p: tf.Tensor) -> tf.Tensor:
-        # K p = Σ_y p + σ² M A J_D Aᵀ p  (p is zero on unobserved data, and so is K p)
-        return observation.noise_variance * p + sq_data * observation.forward(jacobian_times(observation.adjoint(p)))
+        # K p = Σ_y p − σ*² A Aᵀ p + τ² M A J Aᵀ p  (p is zero on unobserved data, and so is K p)
+        a_t_p = observation.adjoint(p)
+        noise = observation.noise_variance * p
+        if split_variance is not None:
+            noise = noise - split * observation.forward(a_t_p)
+        return noise + sq_data * observation.forward(jacobian_times(a_t_p))
 
     tau = sq_data if preconditioner_variance is None else tf.cast(preconditioner_variance, tf.float32)
-    inverse_preconditioner = observation.observed / (observation.noise_variance + tau)
+    inverse_preconditioner = observation.observed / (observation.noise_variance - split + tau)
     r = observation.residual(denoised)
     u = conjugate_gradient(operator, r, inverse_preconditioner, cg_iterations, observation.data_dot, observation.expand)
     likelihood_score = jacobian_transpose_times(observation.adjoint(u))

@@ -40,7 +40,7 @@ import tensorflow as tf
 from core.inference.guidance import mmps_guidance, mmps_nfe
 from core.inference.samplers.dps import observation_of
 from core.inference.samplers.predictor_corrector import DiffusionSampler
-from core.inference.schedules import Schedule
+from core.inference.schedules import ListSchedule, Schedule
 from core.physics.geometry import to_complex64
 
 __all__ = ["MMPSSampler"]
@@ -56,6 +56,10 @@ class MMPSSampler(DiffusionSampler):
         if int(self.options["cg_iterations"]) < 1:  # the Option bounds already say so; kept for direct callers
             raise ValueError(f"cg_iterations must be an integer ≥ 1, got {self.options['cg_iterations']!r}")
         self.observation = observation_of(posterior)
+        #: σ* of the noise split (None: no split); the schedule then gets σ* and the prior-only levels below it
+        self.split_sigma: float | None = None
+        if float(self.options["noise_split"]) > 0.0:
+            self._setup_split(schedule)
         self.prior = posterior.prior
         power_map = getattr(posterior, "power_map", None)
         #: the prior's Gaussian power map ``P_k`` as given (map-shaped), or ``None``; the one stored copy
@@ -68,6 +72,43 @@ class MMPSSampler(DiffusionSampler):
             self._check_gaussian_jacobian(posterior)
         self.score_cost = 1.0 if self._gaussian_jacobian else float(mmps_nfe(int(self.options["cg_iterations"])))
 
+    def _setup_split(self, schedule: Schedule) -> None:
+        """σ*² = f · (smallest observed noise variance); levels: the schedule's above σ*, σ*, then ``split_levels``
+        geometric levels down to the schedule's σ_min (prior-only, module docstring)."""
+        observed = np.asarray(self.observation.observed) > 0
+        smallest = float(np.asarray(self.observation.noise_variance)[observed].min())
+        split_sigma = float(np.float32(np.sqrt(float(self.options["noise_split"]) * smallest)))
+        levels = np.asarray(schedule.sigmas, dtype=np.float64)
+        if not levels[0] > split_sigma > levels[-1]:
+            raise ValueError(f"noise_split={self.options['noise_split']!r} gives σ* = {split_sigma:.4g}, which must lie "
+                             f"between the schedule's σ_max = {levels[0]:.4g} and σ_min = {levels[-1]:.4g}")
+        above = levels[levels > split_sigma * (1 + 1e-6)]
+        below = np.geomspace(split_sigma, levels[-1], int(self.options["split_levels"]))
+        self.schedule = ListSchedule(np.concatenate([above, below]))
+        self.split_sigma = split_sigma
+
+    def split_variance(self, observation: Any) -> tf.Tensor:
+        """σ*² = f · (smallest observed noise variance of ``observation``), in-graph (the data are arguments)."""
+        smallest = tf.reduce_min(tf.where(observation.observed > 0, observation.noise_variance, np.inf))
+        return float(self.options["noise_split"]) * smallest
+
+    def kernel_options(self) -> dict[str, Any]:
+        """The split: prior-only Euler–Maruyama steps from σ* down (1 NFE each)."""
+        if self.split_sigma is None:
+            return {}
+        return {"split_below": self.split_sigma, "prior_score_fn": self.prior.score, "prior_cost": 1.0}
+
+    @property
+    def expected_nfe(self) -> float:
+        if self.split_sigma is None:
+            return super().expected_nfe
+        sigmas = np.asarray(self.schedule.sigmas, np.float32)
+        split = np.float32(self.split_sigma)
+        guided_steps = int(np.sum(sigmas[1:] >= split))  # transitions that end at or above σ*
+        heun = 2.0 if self.options["integrator"] == "heun" else 1.0
+        prior_steps = int(sigmas.size - 1 - guided_steps)
+        return self.score_cost * (1.0 + heun * guided_steps) + 1.0 + prior_steps
+
     def preconditioner_variance(self, sigma: tf.Tensor) -> tf.Tensor:
         """``τ(σ) = mean_k σ² P_k/(P_k + σ²)`` (or σ² without a power map)."""
         s2 = tf.square(tf.cast(sigma, tf.float32))
@@ -77,7 +118,12 @@ class MMPSSampler(DiffusionSampler):
         return tf.reduce_mean(s2 * power / (power + s2))
 
     def score_fn(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
-        return self.compiled_guided_score(x, sigma)
+        if self.split_sigma is None:
+            return self.compiled_guided_score(x, sigma)
+        x = tf.convert_to_tensor(x, tf.float32)
+        sigma = tf.cast(sigma, tf.float32)
+        return tf.cond(sigma >= np.float32(self.split_sigma), lambda: self.compiled_guided_score(x, sigma),
+                       lambda: tf.convert_to_tensor(self.prior.score(x, sigma), tf.float32))
 
     def guidance_key(self) -> tuple[Any, ...]:
         """The power map's digest: the traced score holds it (preconditioner, Gaussian Jacobian) as a constant."""
@@ -105,8 +151,9 @@ class MMPSSampler(DiffusionSampler):
             products = {"surrogate_jacobian": lambda w: self.gaussian_tweedie_jacobian(w, sigma)}
         else:
             products = {"jacobian_product": self.options["jacobian_product"]}
+        split = {} if self.split_sigma is None else {"split_variance": self.split_variance(observation)}
         terms = mmps_guidance(
             observation, self.prior.score, x, sigma, cg_iterations=int(self.options["cg_iterations"]),
-            preconditioner_variance=self.preconditioner_variance(sigma), **products,
+            preconditioner_variance=self.preconditioner_variance(sigma), **products, **split,
         )
         return terms.prior_score + terms.likelihood_score

@@ -117,6 +117,9 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
         target_accept_prob: float = TARGET_ACCEPT,
         event_ndims: int = 2,
         name: str | None = None,
+        split_below: float | None = None,
+        prior_score_fn: ScoreFn | None = None,
+        prior_cost: float = 1.0,
     ) -> None:
         if not callable(score_fn):
             raise ValueError(f"score_fn must be callable (x, sigma) -> score, got {type(score_fn).__name__}")
@@ -131,13 +134,25 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             raise ValueError(f"num_corrector_steps must be an integer ≥ 0, got {num_corrector_steps!r}")
         if num_corrector_steps > 0 and not callable(make_corrector):
             raise ValueError("num_corrector_steps > 0 needs make_corrector (sigma -> TransitionKernel)")
+        if split_below is not None and (not callable(prior_score_fn) or num_corrector_steps > 0):
+            raise ValueError("split_below needs prior_score_fn (x, sigma) -> prior score and no corrector steps")
         self._sigmas = sigmas
         self._parameters = dict(
             score_fn=score_fn, sigmas=sigmas, integrator=integrator, score_cost=float(score_cost),
             make_corrector=make_corrector, num_corrector_steps=int(num_corrector_steps),
             corrector_cost=float(corrector_cost), adapt_step_size=bool(adapt_step_size),
             target_accept_prob=float(target_accept_prob), event_ndims=int(event_ndims), name=name,
+            split_below=None if split_below is None else float(np.float32(split_below)), prior_score_fn=prior_score_fn,
+            prior_cost=float(prior_cost),
         )
+
+    def _cost(self, sigma: tf.Tensor) -> tf.Tensor:
+        """NFE of one ``score_fn`` call at ``sigma``: ``prior_cost`` below ``split_below`` (where ``score_fn`` is the
+        prior's alone, MMPS's noise split), ``score_cost`` elsewhere."""
+        p = self._parameters
+        if p["split_below"] is None:
+            return tf.constant(p["score_cost"], tf.float32)
+        return tf.where(sigma < p["split_below"], p["prior_cost"], p["score_cost"])
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -176,25 +191,45 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             sigma_from = tf.where(prev.step < self.num_transitions, tf.gather(sigmas, i), sigma_to)
             score_fn = p["score_fn"]
             nfe = prev.nfe
-            if p["integrator"] == "euler_maruyama":
-                x = ReverseDiffusionPredictor.move(x, prev.grads_target_log_prob, sigma_from, sigma_to, predictor_seed)
-            else:
+
+            def euler_maruyama(grads: tf.Tensor) -> tf.Tensor:
+                return ReverseDiffusionPredictor.move(x, grads, sigma_from, sigma_to, predictor_seed)
+
+            def heun() -> tf.Tensor:
                 h = sigma_to - sigma_from
                 d0 = -sigma_from * prev.grads_target_log_prob
                 x_euler = x + h * d0
                 d1 = -sigma_to * tf.convert_to_tensor(score_fn(x_euler, sigma_to), tf.float32)
-                x = x + 0.5 * h * (d0 + d1)
-                nfe = nfe + p["score_cost"]
+                return x + 0.5 * h * (d0 + d1)
+
+            if p["split_below"] is not None:
+                # noise split: from split_below down, the prior-only reverse SDE (stochastic: it samples p(x | x_σ*));
+                # the stored score at split_below is the guided one (the end of the guided stage): recompute it
+                below = sigma_from <= p["split_below"]
+                at_split = tf.equal(sigma_from, p["split_below"]) & (prev.step < self.num_transitions)
+                grads = tf.cond(at_split, lambda: tf.convert_to_tensor(p["prior_score_fn"](x, sigma_from), tf.float32),
+                                lambda: prev.grads_target_log_prob)
+                nfe = nfe + tf.where(at_split, p["prior_cost"], 0.0)
+                if p["integrator"] == "euler_maruyama":
+                    x = euler_maruyama(grads)
+                else:
+                    x = tf.cond(below, lambda: euler_maruyama(grads), heun)
+                    nfe = nfe + tf.where(below, 0.0, self._cost(sigma_to))
+            elif p["integrator"] == "euler_maruyama":
+                x = euler_maruyama(prev.grads_target_log_prob)
+            else:
+                x = heun()
+                nfe = nfe + self._cost(sigma_to)
             level = tf.cast(i + 1, tf.int32)
             step_scale = prev.step_scale
             if p["num_corrector_steps"] == 0:
                 score = tf.convert_to_tensor(score_fn(x, sigma_to), tf.float32)
-                nfe = nfe + p["score_cost"]
+                nfe = nfe + self._cost(sigma_to)
                 accepted = tf.ones(self._batch_shape(x), tf.bool)
                 step_size = tf.constant(0.0, tf.float32)
             else:
                 x, score, accepted, step_size, step_scale = self._correct(x, sigma_to, prev.step, step_scale, corrector_seed)
-                nfe = nfe + p["score_cost"] + p["num_corrector_steps"] * p["corrector_cost"]
+                nfe = nfe + self._cost(sigma_to) + p["num_corrector_steps"] * p["corrector_cost"]
             return x, ReverseDiffusionResults(
                 step=prev.step + 1, level=level, sigma=sigma_to, nfe=nfe, grads_target_log_prob=score, is_accepted=accepted,
                 step_size=step_size, step_scale=step_scale, seed=seed,
@@ -318,8 +353,12 @@ class DiffusionSampler(PosteriorSampler):
         return ReverseDiffusionKernel(
             self.score_fn, self.schedule.sigmas, integrator=self.options["integrator"], score_cost=self.score_cost,
             make_corrector=make_corrector, num_corrector_steps=k, corrector_cost=cost, adapt_step_size=adapt,
-            name=self.name,
+            name=self.name, **self.kernel_options(),
         )
+
+    def kernel_options(self) -> dict[str, Any]:
+        """Extra :class:`ReverseDiffusionKernel` arguments of a subclass (e.g. MMPS's cheaper prior-only levels)."""
+        return {}
 
     @property
     def num_transitions(self) -> int:
