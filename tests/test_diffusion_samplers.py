@@ -414,3 +414,81 @@ def test_transitions_past_the_end_stand_still(uniform_problem):
     x, results = kernel.one_step(x, results, seed=[9, 0])
     np.testing.assert_array_equal(x.numpy(), x_end)
     assert int(results.level) == 2 and float(results.sigma) == pytest.approx(0.01, rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- MMPS noise split
+def _split_variance(posterior, fraction):
+    observation = LinearGaussianObservation.from_shear_likelihood(posterior.likelihood)
+    var = np.asarray(observation.noise_variance)[np.asarray(observation.observed) > 0]
+    return observation, fraction * float(var.min())
+
+
+@pytest.mark.parametrize("sigma_factor", [30.0, 3.0, 1.0])
+def test_mmps_split_guidance_is_the_score_of_the_split_conditional(masked_problem, sigma_factor):
+    """With the split y = A x_* + e (x_* = x + σ* z, z the white noise split off the data noise, Cov e =
+    Σ_y − σ*² A Aᵀ) the diffusion state x_σ = x_* + τ ξ is correlated with the data noise, so the guided score must be
+    ∇ log p(x_σ | y) of *that* joint Gaussian: mean (S + σ*²)Aᵀ(ASAᵀ + Σ_y)⁻¹ y, covariance
+    S + σ² − (S + σ*²)Aᵀ(ASAᵀ + Σ_y)⁻¹A(S + σ*²). Checked at σ ≫ σ*, 3 σ* and σ* itself (exact likelihood)."""
+    posterior, power = masked_problem
+    observation, split = _split_variance(posterior, 0.5)
+    sigma = float(np.sqrt(split)) * sigma_factor
+    a, var, mask, s = dense_operators(posterior.likelihood, power)
+    m = NPIX * NPIX
+    seen = mask > 0
+    y = (np.asarray(posterior.likelihood.shear, np.float64).reshape(2 * m) * mask)[seen]
+    cov_y = a[seen] @ s @ a[seen].T + np.diag(var[seen])
+    cross = (s + split * np.eye(m)) @ a[seen].T
+    mu = cross @ np.linalg.solve(cov_y, y)
+    cov = s + sigma**2 * np.eye(m) - cross @ np.linalg.solve(cov_y, cross.T)
+    rng = np.random.default_rng(8)
+    x = (mu.reshape(NPIX, NPIX)[None] + np.sqrt(np.diag(cov).mean()) * rng.normal(size=(3, NPIX, NPIX))).astype(np.float32)
+    exact = -np.linalg.solve(cov, (x.reshape(3, m) - mu).T).T
+    terms = mmps_guidance(observation, posterior.prior.score, x, sigma, cg_iterations=80, split_variance=split)
+    total = (terms.prior_score + terms.likelihood_score).numpy().reshape(3, m)
+    assert np.linalg.norm(total - exact) / np.linalg.norm(exact) < 5e-3
+    # the standard MMPS score targets the other joint (x_σ independent of the noise): different, except far above σ*
+    plain = mmps_guidance(observation, posterior.prior.score, x, sigma, cg_iterations=80)
+    other = (plain.prior_score + plain.likelihood_score).numpy().reshape(3, m)
+    if sigma_factor <= 3.0:
+        assert np.linalg.norm(other - exact) / np.linalg.norm(exact) > 0.05
+
+
+def test_mmps_noise_split_samples_the_exact_gaussian_posterior(masked_problem):
+    """Guided Heun levels down to σ*, then the prior-only reverse SDE (100 levels): the σ_min posterior exactly."""
+    posterior, power = masked_problem
+    mean, cov = gaussian_posterior_dense(posterior.likelihood, power, sigma=0.0)
+    schedule = GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=40)
+    sampler = MMPSSampler(posterior, schedule, integrator="heun", cg_iterations=8, noise_split=0.5, split_levels=100)
+    _, split = _split_variance(posterior, 0.5)
+    levels = np.asarray(sampler.schedule.sigmas)
+    assert sampler.split_sigma == pytest.approx(np.sqrt(split), rel=1e-6)
+    assert np.sum(levels <= sampler.split_sigma * (1 + 1e-6)) == 100 and levels[-1] == pytest.approx(SIGMA_MIN)
+    assert np.all(levels[levels > sampler.split_sigma * (1 + 1e-6)] == np.asarray(schedule.sigmas)[
+        np.asarray(schedule.sigmas) > sampler.split_sigma * (1 + 1e-6)])
+    chains, results = run_sampler(sampler, wiener_init(mean, 512, seed=3), seed=3)
+    assert float(results.nfe) == pytest.approx(sampler.expected_nfe)
+    assert float(results.sigma) == pytest.approx(SIGMA_MIN, rel=1e-5)
+    check_against_dense(chains, mean, cov + SIGMA_MIN**2 * np.eye(NPIX * NPIX))
+
+
+@pytest.mark.parametrize("integrator", ["euler_maruyama", "heun"])
+def test_mmps_noise_split_counts_its_cheaper_prior_levels(uniform_problem, integrator):
+    posterior, _ = uniform_problem
+    schedule = GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=10)
+    plain = MMPSSampler(posterior, schedule, integrator=integrator, cg_iterations=2)
+    split = MMPSSampler(posterior, schedule, integrator=integrator, cg_iterations=2, noise_split=0.9, split_levels=7)
+    guided = int(np.sum(np.asarray(split.schedule.sigmas)[1:] >= np.float32(split.split_sigma)))
+    heun = 2 if integrator == "heun" else 1
+    assert split.expected_nfe == pytest.approx(4 * (1 + heun * guided) + 1 + 6)
+    init = np.random.default_rng(0).normal(scale=SIGMA_MAX, size=(3, NPIX, NPIX)).astype(np.float32)
+    _, results = run_sampler(split, init)
+    assert float(results.nfe) == pytest.approx(split.expected_nfe)
+    assert split.expected_nfe < plain.expected_nfe + 7
+
+
+def test_mmps_noise_split_outside_the_schedule_is_refused_by_name(uniform_problem):
+    posterior, _ = uniform_problem
+    with pytest.raises(ValueError, match=r"noise_split=0.9 gives σ\* = .* between the schedule's σ_max"):
+        MMPSSampler(posterior, GeometricSchedule(0.01, 0.005, num_levels=4), noise_split=0.9)
+    with pytest.raises(ValueError, match="noise_split"):
+        MMPSSampler(posterior, GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=4), noise_split=1.5)
