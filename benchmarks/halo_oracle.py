@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmarks._tables import fmt, mean_se, paired_difference, run_or_report, write_report
 from benchmarks.calibration import point_metrics
-from benchmarks.halo_posterior import HELDOUT_SEED, SCALES, cosmos_patch, heldout_truths
+from benchmarks.halo_posterior import HELDOUT_SEED, SCALES, check_scales, cosmos_patch, heldout_truths
 
 logger = logging.getLogger("benchmarks.halo_oracle")
 
@@ -67,9 +67,7 @@ class OracleConfig:
     seed: int = HELDOUT_SEED
 
     def validate(self) -> None:
-        unknown = [s for s in self.scales if s not in SCALES]
-        if unknown or not self.scales:
-            raise ValueError(f"scales must be among {tuple(SCALES)}, got {list(self.scales)!r}")
+        check_scales(self.scales)
         for name in ("num_maps", "num_power_maps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:

@@ -113,6 +113,12 @@ LAYOUTS: dict[str, str] = {"0.87": "rebin", "0.29": "crop"}
 DEFAULT_WEIGHTS: dict[str, str] = {"lognormal": "hybrid_{scale}arcmin", "halo": "hybrid_halo_{scale}arcmin"}
 
 
+def check_scales(scales: Sequence[str]) -> None:
+    """``ValueError`` naming the scales unless they are a non-empty selection of :data:`SCALES`."""
+    if not scales or any(s not in SCALES for s in scales):
+        raise ValueError(f"scales must be among {tuple(SCALES)}, got {list(scales)!r}")
+
+
 @dataclass
 class HaloPosteriorConfig:
     """Settings of one benchmark run (see the module docstring)."""
@@ -136,9 +142,7 @@ class HaloPosteriorConfig:
     seed: int = HELDOUT_SEED
 
     def validate(self) -> None:
-        unknown = [s for s in self.scales if s not in SCALES]
-        if unknown or not self.scales:
-            raise ValueError(f"scales must be among {tuple(SCALES)}, got {list(self.scales)!r}")
+        check_scales(self.scales)
         if self.sampler not in sampler_names():
             raise ValueError(f"sampler must be one of {sampler_names()}, got {self.sampler!r}")
         for name in ("num_maps", "num_levels", "steps_per_level", "num_random"):

@@ -28,6 +28,25 @@ is approximated; for the hybrid prior the learned residual shifts the mean ``D``
 the data's weight. Measured on held-out halo-model mocks (``benchmarks/README.md``): with Heun at 20 levels the
 exact-Gaussian posterior is reproduced (95 % coverage 0.935 vs 0.932 for exact samples, 64 samples), where the
 tempered predictor–corrector is under-dispersed at any number of levels.
+
+**Noise split** (``noise_split = f > 0``). White noise of variance ``σ*² = f · min Σ_y`` (the smallest observed
+noise variance) is split off the data noise and moved into the diffusion: with ``w`` that white part,
+``x_* = x + σ* Pᵀw`` (plus independent noise in the unobserved mean mode) is exactly the diffusion state at level σ*,
+and ``y = A x_* + e`` with ``e`` independent of ``(x, x_*)`` and ``Cov e = Σ_y − σ*² A Aᵀ`` on observed data. So
+
+* above σ* the guided levels sample ``p(x_σ | y)`` of this joint (``x_σ = x_* + τξ``, ``τ² = σ² − σ*²``): MMPS
+  with ``D_* = x + τ² s(x, σ)``, ``J_* = I + τ² ∂s`` and ``K = Σ_y − σ*² A Aᵀ + τ² A J_* Aᵀ``
+  (:func:`core.inference.guidance.mmps_guidance`, ``split_variance``); at σ* the likelihood ``N(y | A x, C_e)`` is
+  exact, whatever the prior;
+* from σ* down ``y`` is independent of ``x`` given ``x_*``, so the rest is the prior's own reverse SDE
+  (Euler–Maruyama, ``split_levels`` geometric levels σ* → σ_min, 1 NFE each; stochastic, since the
+  probability-flow ODE from a fixed ``x_*`` gives one map, not samples of ``p(x | x_*)``). The guided levels keep
+  the chosen integrator; the schedule is the given one above σ*, then σ* and the prior-only levels.
+
+Only the part of the data noise above σ* goes through MMPS's Gaussian approximation of ``p(x | x_σ)``. With no mask
+and uniform noise, ``f → 1`` leaves nothing to approximate (the posterior is then the prior's denoising posterior at
+σ_n, ``benchmarks/sampler_fidelity.py``); with the Gaussian prior the split is exact like MMPS itself
+(``tests/test_diffusion_samplers.py``). Keep ``f ≤ 0.9``: ``K`` at σ* has eigenvalues down to ``(1 − f) min Σ_y``.
 """
 from __future__ import annotations
 
