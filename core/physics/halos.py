@@ -502,8 +502,11 @@ class HaloModelSimulator:
         Sub-catalogues (``cat.select(mass_min)``) give the convergence of their haloes alone; the map of a full
         catalogue of :meth:`sample_maps` minus :attr:`expected_mean` (``mean="expected"``) is that map's halo part.
         """
-        rows, theta = self.catalogue_rows(cat)
-        halo_map = self.paint(cat, rows, theta)
+        return self._painted(cat, *self.catalogue_rows(cat))
+
+    def _painted(self, cat: HaloCatalogue, rows: np.ndarray, theta_pix: np.ndarray) -> np.ndarray:
+        """:meth:`paint`, then the anti-alias filter of the maps (when the configuration asks for it)."""
+        halo_map = self.paint(cat, rows, theta_pix)
         if self._anti_alias_half is not None:
             halo_map = np.fft.irfft2(np.fft.rfft2(halo_map) * self._anti_alias_half, s=halo_map.shape)
         return halo_map
@@ -533,9 +536,7 @@ class HaloModelSimulator:
         for i in range(int(num)):
             rng = self._rng(halo_seeds[i])
             cat, rows, theta = self.sample_catalogue(rng)
-            halo_map = self.paint(cat, rows, theta)
-            if self._anti_alias_half is not None:
-                halo_map = np.fft.irfft2(np.fft.rfft2(halo_map) * self._anti_alias_half, s=halo_map.shape)
+            halo_map = self._painted(cat, rows, theta)
             if cfg.mean == "expected":
                 halo_map -= self.expected_mean
             elif cfg.mean == "map":

@@ -63,7 +63,7 @@ MMPS_OPTIONS: tuple[Option, ...] = (
            choices=JACOBIAN_PRODUCTS),
     Option("noise_split", float, 0.0, "fraction f of the smallest observed noise variance moved into the diffusion "
            "(σ*² = f·min Σ_y; 0: off): guided levels down to σ*, where the likelihood is exact, then prior-only "
-           "reverse diffusion (needs integrator='euler_maruyama')", minimum=0.0, maximum=0.99),
+           "reverse diffusion (Euler–Maruyama, whatever the integrator of the guided levels)", minimum=0.0, maximum=0.99),
     Option("split_levels", int, 100, "geometric levels of the prior-only stage from σ* to σ_min (noise_split > 0; "
            "1 NFE each)", minimum=2, maximum=10000),
 )
