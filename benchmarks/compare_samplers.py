@@ -434,6 +434,22 @@ def report_markdown(result: dict[str, Any]) -> str:
 QUICK = dict(num_maps=2, num_chains=8, hmc_levels=20, hmc_steps_per_level=2, diffusion_levels=20, problems=("dashboard",))
 
 
+def parse_sampler(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``NAME[:KEY=VALUE,...]`` → (name, options validated by the sampler's registry spec), ``ValueError`` naming a
+    bad entry."""
+    from core.options import sampler_spec
+
+    name, _, rest = text.partition(":")
+    spec = sampler_spec(name.strip())
+    options = []
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"sampler options must be KEY=VALUE, got {item!r} in {text!r}")
+        options.append((key.strip(), spec.option(key.strip()).validate(value.strip())))
+    return name.strip(), tuple(options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.compare_samplers", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help=f"small run: {QUICK}")
@@ -478,15 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (RESULTS_DIR / f"{tag}.md").write_text(report)
         print(report)
     if args.must_reach:
-        from core.options import sampler_spec
-
-        options = {}
-        name = args.must_reach
-        if ":" in name:  # e.g. pc:num_corrector_steps=1
-            name, _, opts = name.partition(":")
-            for item in opts.split(","):
-                k, _, v = item.partition("=")
-                options[k] = sampler_spec(name).option(k).validate(v)
+        name, parsed = parse_sampler(args.must_reach)  # e.g. pc:num_corrector_steps=1
+        options = dict(parsed)
         items = tuple(int(i) for i in args.must_reach_items.split(","))
         reuse = None
         if args.wiener_previous is not None:  # checked before any sampling (items 1 and 2 take minutes)

@@ -38,6 +38,7 @@ import numpy as np
 
 from benchmarks._tables import fmt, mean_se, paired_difference, run_or_report, write_report
 from benchmarks.calibration import point_metrics
+from benchmarks.compare_samplers import parse_sampler
 from benchmarks.halo_posterior import HELDOUT_SEED
 
 logger = logging.getLogger("benchmarks.sampler_fidelity")
@@ -221,21 +222,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_sampler(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """``NAME[:KEY=VALUE,...]`` → (name, validated options)."""
-    from core.options import sampler_spec
-
-    name, _, rest = text.partition(":")
-    spec = sampler_spec(name.strip())
-    options = []
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"sampler options must be KEY=VALUE, got {item!r} in {text!r}")
-        options.append((key.strip(), spec.option(key.strip()).validate(value.strip())))
-    return name.strip(), tuple(options)
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = FidelityConfig()
     p = argparse.ArgumentParser(prog="python -m benchmarks.sampler_fidelity", description=__doc__.split("\n\n")[0],
@@ -262,7 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = FidelityConfig(samplers=samplers, weights=args.weights, num_maps=args.num_maps,
                                 num_chains=args.chains, num_levels=args.levels, exact_levels=args.exact_levels,
                                 noise_std=args.noise_std)
-        config.validate()
         result = run(config)
         write_report(args.output_dir, args.tag, result, markdown(result))
         print(markdown(result))
