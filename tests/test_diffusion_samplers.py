@@ -471,6 +471,48 @@ def test_mmps_noise_split_samples_the_exact_gaussian_posterior(masked_problem):
     check_against_dense(chains, mean, cov + SIGMA_MIN**2 * np.eye(NPIX * NPIX))
 
 
+def test_mmps_noise_split_tweedie_step_is_exact_with_few_prior_levels(masked_problem):
+    """``split_step="tweedie"``: the exact-mean drift with the Gaussian part's exact transition covariance samples the
+    exact Gaussian posterior with only 4 prior-only levels, where Euler–Maruyama's white noise of variance
+    σ_from² − σ_to² (exact only where P_k ≫ σ²) over-disperses the modes it leaves unconstrained."""
+    posterior, power = masked_problem
+    mean, cov = gaussian_posterior_dense(posterior.likelihood, power, sigma=0.0)
+    cov = cov + SIGMA_MIN**2 * np.eye(NPIX * NPIX)
+    schedule = GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=40)
+    whitened = {}
+    for step in ("tweedie", "euler_maruyama"):
+        sampler = MMPSSampler(posterior, schedule, integrator="heun", cg_iterations=8, noise_split=0.5, split_levels=4,
+                              split_step=step)
+        chains, results = run_sampler(sampler, wiener_init(mean, 512, seed=3), seed=3)
+        assert float(results.nfe) == pytest.approx(sampler.expected_nfe)
+        if step == "tweedie":
+            check_against_dense(chains, mean, cov)
+        x = chains.astype(np.float64).reshape(chains.shape[0], -1) - mean.ravel()
+        whitened[step] = float(np.mean(np.linalg.solve(np.linalg.cholesky(cov), x.T) ** 2))
+    tolerance = 4 * np.sqrt(2.0 / (512 * NPIX * NPIX))
+    assert abs(whitened["tweedie"] - 1.0) < tolerance
+    assert whitened["euler_maruyama"] - 1.0 > 3 * tolerance, whitened
+
+
+def test_mmps_tweedie_split_step_needs_a_power_map(uniform_problem):
+    posterior, _ = uniform_problem
+
+    class NoPower:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            if name == "power_map":
+                return None
+            return getattr(self._inner, name)
+
+    schedule = GeometricSchedule(SIGMA_MAX, SIGMA_MIN, num_levels=8)
+    with pytest.raises(ValueError, match="split_step='tweedie' needs the prior's Gaussian power map"):
+        MMPSSampler(NoPower(posterior), schedule, noise_split=0.9, split_step="tweedie")
+    with pytest.raises(ValueError, match="split_step"):
+        MMPSSampler(posterior, schedule, noise_split=0.9, split_step="ancestral")
+
+
 @pytest.mark.parametrize("integrator", ["euler_maruyama", "heun"])
 def test_mmps_noise_split_counts_its_cheaper_prior_levels(uniform_problem, integrator):
     posterior, _ = uniform_problem

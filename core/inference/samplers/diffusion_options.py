@@ -26,6 +26,7 @@ INTEGRATORS = ("euler_maruyama", "heun")
 CORRECTORS = ("langevin", "hmc")
 DPS_WEIGHTINGS = ("tempered", "normalized", "none")
 JACOBIAN_PRODUCTS = ("vjp", "jvp", "gaussian")
+SPLIT_STEPS = ("euler_maruyama", "tweedie")
 MAX_CORRECTOR_STEPS = 100
 MAX_CG_ITERATIONS = 100
 
@@ -66,4 +67,8 @@ MMPS_OPTIONS: tuple[Option, ...] = (
            "reverse diffusion (Euler–Maruyama, whatever the integrator of the guided levels)", minimum=0.0, maximum=0.99),
     Option("split_levels", int, 100, "geometric levels of the prior-only stage from σ* to σ_min (noise_split > 0; "
            "1 NFE each)", minimum=2, maximum=10000),
+    Option("split_step", "choice", "euler_maruyama", "step of the prior-only stage (noise_split > 0): Euler–Maruyama "
+           "(white noise of variance σ_from² − σ_to²) or 'tweedie': the same exact-mean drift with the noise of the "
+           "prior's Gaussian part's exact transition covariance, exact for a Gaussian prior at any number of levels "
+           "(needs a power map)", choices=SPLIT_STEPS),
 )

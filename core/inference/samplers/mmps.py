@@ -42,6 +42,12 @@ and ``y = A x_* + e`` with ``e`` independent of ``(x, x_*)`` and ``Cov e = Σ_y 
   (Euler–Maruyama, ``split_levels`` geometric levels σ* → σ_min, 1 NFE each; stochastic, since the
   probability-flow ODE from a fixed ``x_*`` gives one map, not samples of ``p(x | x_*)``). The guided levels keep
   the chosen integrator; the schedule is the given one above σ*, then σ* and the prior-only levels.
+  ``split_step="tweedie"`` keeps the drift ``x + δ s(x, σ_from)`` (``δ = σ_from² − σ_to²``; it is the exact mean
+  ``E[x_{σ_to} | x_{σ_from}]`` for any prior, by Tweedie's formula for the Gaussian step between the levels) and
+  gives the noise the exact transition covariance of the prior's Gaussian part, ``δ (P_k + σ_to²)/(P_k + σ_from²)``
+  in Fourier space, in place of Euler–Maruyama's ``δ`` (exact only where ``P_k ≫ σ_from²``): exact for the Gaussian
+  prior at any number of levels; for the hybrid prior the error is only the learned part's Hessian term
+  ``δ² ∂²log p_residual`` of the true covariance ``δ I + δ² ∇² log p_σ``.
 
 Only the part of the data noise above σ* goes through MMPS's Gaussian approximation of ``p(x | x_σ)``. With no mask
 and uniform noise, ``f → 1`` leaves nothing to approximate (the posterior is then the prior's denoising posterior at
@@ -89,6 +95,8 @@ class MMPSSampler(DiffusionSampler):
         self._gaussian_jacobian = self.options["jacobian_product"] == "gaussian"
         if self._gaussian_jacobian:
             self._check_gaussian_jacobian(posterior)
+        if self.split_sigma is not None and self.options["split_step"] == "tweedie":
+            self._check_gaussian_jacobian(posterior, option="split_step='tweedie'", alternative="'euler_maruyama'")
         self.score_cost = 1.0 if self._gaussian_jacobian else float(mmps_nfe(int(self.options["cg_iterations"])))
 
     def _setup_split(self, schedule: Schedule) -> None:
@@ -112,10 +120,21 @@ class MMPSSampler(DiffusionSampler):
         return float(self.options["noise_split"]) * smallest
 
     def kernel_options(self) -> dict[str, Any]:
-        """The split: prior-only Euler–Maruyama steps from σ* down (1 NFE each)."""
+        """The split: prior-only steps from σ* down (1 NFE each), Euler–Maruyama or ``split_step="tweedie"``."""
         if self.split_sigma is None:
             return {}
-        return {"split_below": self.split_sigma, "prior_score_fn": self.prior.score, "prior_cost": 1.0}
+        options = {"split_below": self.split_sigma, "prior_score_fn": self.prior.score, "prior_cost": 1.0}
+        if self.options["split_step"] == "tweedie":
+            options["split_noise_gain"] = self.gaussian_transition_noise
+        return options
+
+    def gaussian_transition_noise(self, white: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor) -> tf.Tensor:
+        """``F⁻¹[√((P_k + σ_to²)/(P_k + σ_from²)) F z]``: white ``z`` shaped so that ``√δ ·`` it has the Gaussian
+        part's exact transition covariance ``Cov[x_{σ_to} | x_{σ_from}] = δ (P_k + σ_to²)/(P_k + σ_from²)``."""
+        to2 = tf.square(tf.cast(sigma_to, tf.float32))
+        from2 = tf.square(tf.cast(sigma_from, tf.float32))
+        gain = to_complex64(tf.sqrt((self._power + to2) / (self._power + from2)))
+        return tf.math.real(tf.signal.ifft2d(gain * tf.signal.fft2d(to_complex64(white))))
 
     @property
     def expected_nfe(self) -> float:
@@ -149,12 +168,13 @@ class MMPSSampler(DiffusionSampler):
         return (self._power_digest,)
 
     @staticmethod
-    def _check_gaussian_jacobian(posterior: Any) -> None:
+    def _check_gaussian_jacobian(posterior: Any, option: str = "jacobian_product='gaussian'",
+                                 alternative: str = "'vjp' or 'jvp'") -> None:
         """``ValueError`` naming the option unless the posterior has a map-shaped (2-D) Gaussian power map ``P_k``."""
         power_map = getattr(posterior, "power_map", None)
         if power_map is None or np.ndim(power_map) != 2:
-            raise ValueError("jacobian_product='gaussian' needs the prior's Gaussian power map (a posterior on maps "
-                             "with a Gaussian or hybrid prior); use 'vjp' or 'jvp' here")
+            raise ValueError(f"{option} needs the prior's Gaussian power map (a posterior on maps with a Gaussian or "
+                             f"hybrid prior); use {alternative} here")
 
     def gaussian_tweedie_jacobian(self, w: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
         """``J_G w = F⁻¹[P_k/(P_k + σ²) F w]`` (σ a scalar or one per chain)."""

@@ -102,6 +102,15 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
     adapt_step_size:
         Robbins–Monro adaptation of the corrector's ``step_size`` towards ``target_accept_prob`` (Metropolis
         correctors only, through :class:`~core.inference.kernels.StepSizeAdaptation`), frozen at the last level.
+    split_below, prior_score_fn, prior_cost:
+        MMPS's noise split: from level ``split_below`` down the steps are the prior's own reverse SDE, with
+        ``prior_score_fn`` (``prior_cost`` NFE) recomputing the score at ``split_below``.
+    split_noise_gain:
+        ``(white, sigma_from, sigma_to) -> noise`` for the prior-only steps, or None (Euler–Maruyama: white noise of
+        variance ``δ = σ_from² − σ_to²``). With it a prior-only step is ``x + δ s(x, σ_from) + √δ · gain(z)``: the
+        drift is the exact mean ``E[x_{σ_to} | x_{σ_from}]`` (Tweedie for the Gaussian step between the levels)
+        and ``gain`` shapes the noise, e.g. to the Gaussian part's exact transition covariance
+        ``δ (P_k + σ_to²)/(P_k + σ_from²)`` (MMPS ``split_step="tweedie"``).
     """
 
     def __init__(
@@ -120,6 +129,7 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
         split_below: float | None = None,
         prior_score_fn: ScoreFn | None = None,
         prior_cost: float = 1.0,
+        split_noise_gain: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
     ) -> None:
         if not callable(score_fn):
             raise ValueError(f"score_fn must be callable (x, sigma) -> score, got {type(score_fn).__name__}")
@@ -136,6 +146,9 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             raise ValueError("num_corrector_steps > 0 needs make_corrector (sigma -> TransitionKernel)")
         if split_below is not None and (not callable(prior_score_fn) or num_corrector_steps > 0):
             raise ValueError("split_below needs prior_score_fn (x, sigma) -> prior score and no corrector steps")
+        if split_noise_gain is not None and (split_below is None or not callable(split_noise_gain)):
+            raise ValueError("split_noise_gain must be a callable (white, sigma_from, sigma_to) -> noise and needs "
+                             "split_below")
         self._sigmas = sigmas
         self._parameters = dict(
             score_fn=score_fn, sigmas=sigmas, integrator=integrator, score_cost=float(score_cost),
@@ -143,7 +156,7 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
             corrector_cost=float(corrector_cost), adapt_step_size=bool(adapt_step_size),
             target_accept_prob=float(target_accept_prob), event_ndims=int(event_ndims), name=name,
             split_below=None if split_below is None else float(np.float32(split_below)), prior_score_fn=prior_score_fn,
-            prior_cost=float(prior_cost),
+            prior_cost=float(prior_cost), split_noise_gain=split_noise_gain,
         )
 
     def _cost(self, sigma: tf.Tensor) -> tf.Tensor:
@@ -210,10 +223,20 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
                 grads = tf.cond(at_split, lambda: tf.convert_to_tensor(p["prior_score_fn"](x, sigma_from), tf.float32),
                                 lambda: prev.grads_target_log_prob)
                 nfe = nfe + tf.where(at_split, p["prior_cost"], 0.0)
+
+                def prior_step() -> tf.Tensor:
+                    if p["split_noise_gain"] is None:
+                        return euler_maruyama(grads)
+                    dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
+                    white = tf.random.stateless_normal(tf.shape(x), seed=predictor_seed, dtype=x.dtype)
+                    noise = tf.convert_to_tensor(p["split_noise_gain"](white, sigma_from, sigma_to), x.dtype)
+                    return x + dvar * grads + tf.sqrt(dvar) * noise
+
                 if p["integrator"] == "euler_maruyama":
-                    x = euler_maruyama(grads)
+                    x = euler_maruyama(grads) if p["split_noise_gain"] is None else tf.cond(
+                        below, prior_step, lambda: euler_maruyama(grads))
                 else:
-                    x = tf.cond(below, lambda: euler_maruyama(grads), heun)
+                    x = tf.cond(below, prior_step, heun)
                     nfe = nfe + tf.where(below, 0.0, self._cost(sigma_to))
             elif p["integrator"] == "euler_maruyama":
                 x = euler_maruyama(prev.grads_target_log_prob)
