@@ -15,7 +15,12 @@ learning-rate schedule of those first 100 steps. Existing output files are never
 ``--overwrite``.
 
 Extra arguments are passed on to ``kappascope train`` and override the preset, e.g.
-``python scripts/train_weights.py 0.87 --steps 200 --output /tmp/test``.
+``python scripts/train_weights.py 0.87 --steps 200 --output /tmp/test``. ``--from-scratch`` (this script's own
+flag) drops a halo preset's ``--init-weights``, so the network starts from a fresh initialisation, e.g. the
+wider network of ``benchmarks/results/compare_weights_halo_0.87_wide.md``::
+
+    python scripts/train_weights.py halo0.87 --from-scratch --channels 24,48,96 --steps 3000 --learning-rate 2e-3 \
+        --warmup-steps 100 --seed 3 --output /tmp/hybrid_halo_wide_0.87arcmin --checkpoint-dir /tmp/wide_ckpt
 """
 from __future__ import annotations
 
@@ -74,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     preset, extra = argv[0], argv[1:]
     command = "python scripts/train_weights.py " + " ".join(argv)
-    return train_main(PRESETS[preset] + extra, command=command)
+    options = list(PRESETS[preset])
+    if "--from-scratch" in extra:
+        extra = [item for item in extra if item != "--from-scratch"]
+        if "--init-weights" in options:
+            at = options.index("--init-weights")
+            del options[at:at + 2]
+    return train_main(options + extra, command=command)
 
 
 if __name__ == "__main__":
