@@ -35,10 +35,14 @@ class ReverseDiffusionPredictor:
         return self.move(state, self.score_fn(state, sigma_from), sigma_from, sigma_to, seed)
 
     @staticmethod
-    def move(state: tf.Tensor, score: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor, seed: Any) -> tf.Tensor:
-        """The Euler–Maruyama move given ``score = s_{σ_from}(state)`` (no score evaluation)."""
+    def move(state: tf.Tensor, score: tf.Tensor, sigma_from: tf.Tensor, sigma_to: tf.Tensor, seed: Any,
+             noise_gain: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor] | None = None) -> tf.Tensor:
+        """The Euler–Maruyama move given ``score = s_{σ_from}(state)`` (no score evaluation): ``state + δ score +
+        √δ z``, ``δ = σ_from² − σ_to²``; ``noise_gain(z, σ_from, σ_to)``, if given, shapes the white ``z`` first."""
         dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
         noise = tf.random.stateless_normal(tf.shape(state), seed=seed, dtype=state.dtype)
+        if noise_gain is not None:
+            noise = tf.convert_to_tensor(noise_gain(noise, sigma_from, sigma_to), state.dtype)
         return state + dvar * score + tf.sqrt(dvar) * noise
 
     def __repr__(self) -> str:

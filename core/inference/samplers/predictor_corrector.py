@@ -225,15 +225,11 @@ class ReverseDiffusionKernel(tfp.mcmc.TransitionKernel):
                 nfe = nfe + tf.where(at_split, p["prior_cost"], 0.0)
 
                 def prior_step() -> tf.Tensor:
-                    if p["split_noise_gain"] is None:
-                        return euler_maruyama(grads)
-                    dvar = tf.maximum(tf.square(sigma_from) - tf.square(sigma_to), 0.0)
-                    white = tf.random.stateless_normal(tf.shape(x), seed=predictor_seed, dtype=x.dtype)
-                    noise = tf.convert_to_tensor(p["split_noise_gain"](white, sigma_from, sigma_to), x.dtype)
-                    return x + dvar * grads + tf.sqrt(dvar) * noise
+                    return ReverseDiffusionPredictor.move(x, grads, sigma_from, sigma_to, predictor_seed,
+                                                          noise_gain=p["split_noise_gain"])
 
                 if p["integrator"] == "euler_maruyama":
-                    x = euler_maruyama(grads) if p["split_noise_gain"] is None else tf.cond(
+                    x = prior_step() if p["split_noise_gain"] is None else tf.cond(
                         below, prior_step, lambda: euler_maruyama(grads))
                 else:
                     x = tf.cond(below, prior_step, heun)
