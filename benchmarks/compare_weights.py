@@ -74,9 +74,11 @@ def denoising_metrics(score_fns: dict[str, Any], maps: np.ndarray, sigmas: Seque
 
 def compare_weights(weights: Sequence[str], npix: int = 64, pixel_arcmin: float = 104.4 / 120, num_maps: int = 128,
                     sigmas: Sequence[float] = DEFAULT_SIGMAS, source: str = "halo_model", map_seed: int = 424242,
-                    noise_seed: int = 99, denoise_sigmas: Sequence[float] = DEFAULT_DENOISE_SIGMAS) -> dict[str, Any]:
+                    noise_seed: int = 99, denoise_sigmas: Sequence[float] = DEFAULT_DENOISE_SIGMAS,
+                    halo_clustering: str = "poisson") -> dict[str, Any]:
     """Held-out DSM losses of every weights set in ``weights`` (names, stems or paths) and of the Gaussian score, and
-    the paired differences of each against the first; ``ValueError`` naming a bad option."""
+    the paired differences of each against the first; ``ValueError`` naming a bad option. ``halo_clustering``: the
+    halo-model maps' :attr:`core.physics.halos.HaloModelConfig.clustering`."""
     import tensorflow as tf
 
     from core import pipeline
@@ -94,9 +96,10 @@ def compare_weights(weights: Sequence[str], npix: int = 64, pixel_arcmin: float 
         raise ValueError(f"source must be 'halo_model' or 'lognormal', got {source!r}")
     geometry = MapGeometry(npix, pixel_arcmin)
     if source == "halo_model":
-        from core.physics.halos import halo_model_maps
+        from core.physics.halos import HaloModelConfig, halo_model_maps
 
-        maps = halo_model_maps(geometry, num_maps, seed=[map_seed, 7])
+        config = None if halo_clustering == "poisson" else HaloModelConfig(clustering=halo_clustering)
+        maps = halo_model_maps(geometry, num_maps, seed=[map_seed, 7], config=config)
     else:
         from core.physics.fields import lognormal_field
 
@@ -116,6 +119,7 @@ def compare_weights(weights: Sequence[str], npix: int = 64, pixel_arcmin: float 
         "config": {"weights": list(weights), "npix": npix, "pixel_arcmin": pixel_arcmin, "num_maps": num_maps,
                    "sigmas": [float(s) for s in sigmas], "denoise_sigmas": [float(s) for s in denoise_sigmas],
                    "source": source, "map_seed": [map_seed, 7],
+                   **({"halo_clustering": halo_clustering} if halo_clustering != "poisson" else {}),
                    "noise_seed": [noise_seed, 1]},
         "weights_sha256": digests,
         "losses": losses,
@@ -130,7 +134,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     cfg, losses = result["config"], result["losses"]
     ref = result["reference"]
     head = "| weights | " + " | ".join(f"σ = {s:g}" for s in cfg["sigmas"]) + " |"
-    lines = [f"Held-out DSM loss per pixel on {cfg['num_maps']} fresh {cfg['source']} maps ({cfg['npix']}², "
+    lines = [f"Held-out DSM loss per pixel on {cfg['num_maps']} fresh {cfg['source']}"
+             f"{' (' + cfg['halo_clustering'] + ' haloes)' if cfg.get('halo_clustering') else ''} maps ({cfg['npix']}², "
              f"{cfg['pixel_arcmin']:.3f}′, seed {cfg['map_seed']}); mean ± s.e. over maps; paired against `{ref}`.", "",
              head, "|" + " --- |" * (len(cfg["sigmas"]) + 1)]
     for name in [*cfg["weights"], "gaussian"]:
@@ -168,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-arcmin", type=float, default=104.4 / 120)
     p.add_argument("--maps", type=int, default=128, help="fresh held-out maps")
     p.add_argument("--source", default="halo_model", choices=("halo_model", "lognormal"))
+    p.add_argument("--halo-clustering", default="poisson", choices=("poisson", "biased"),
+                   help="halo positions of the halo-model maps (core.physics.halos.HaloModelConfig.clustering)")
     p.add_argument("--denoise-sigmas", default=",".join(f"{v:g}" for v in DEFAULT_DENOISE_SIGMAS),
                    help="comma-separated noise levels of the direct-denoising comparison ('' to skip)")
     p.add_argument("--output", type=Path, default=None, help="write the JSON here (and the markdown beside it)")
@@ -190,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     result = run_or_report("compare_weights", lambda: compare_weights(
         args.weights, npix=args.npix, pixel_arcmin=args.pixel_arcmin, num_maps=args.maps, source=args.source,
-        denoise_sigmas=_sigmas(args.denoise_sigmas)))
+        denoise_sigmas=_sigmas(args.denoise_sigmas), halo_clustering=args.halo_clustering))
     if result is None:
         return 2
     text = markdown_table(result)

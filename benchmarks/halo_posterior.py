@@ -140,6 +140,7 @@ class HaloPosteriorConfig:
     num_random: int = 2000
     ks_fwhm_arcmin: float = 2.0
     seed: int = HELDOUT_SEED
+    halo_clustering: str = "poisson"  # the truths' HaloModelConfig.clustering ("biased": haloes follow the large-scale field)
 
     def validate(self) -> None:
         check_scales(self.scales)
@@ -155,6 +156,10 @@ class HaloPosteriorConfig:
             raise ValueError(f"npix must be an even integer ≥ 16, got {self.npix!r}")
         if not self.mass_threshold > 0:
             raise ValueError(f"mass_threshold must be positive (M_sun), got {self.mass_threshold!r}")
+        from core.physics.halos import CLUSTERING
+
+        if self.halo_clustering not in CLUSTERING:
+            raise ValueError(f"halo_clustering must be one of {CLUSTERING}, got {self.halo_clustering!r}")
         for scale, n in self.hybrid_maps.items():
             if scale not in SCALES or isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"hybrid_maps must map scales {tuple(SCALES)} to positive integers, got {scale!r}: {n!r}")
@@ -305,6 +310,8 @@ def hybrid_fingerprint(config: HaloPosteriorConfig | Mapping[str, Any], scale: s
             value = dict(sorted(dict(value or {}).items()))
         fp[key] = value
     fp["weights_sha256"] = None if weights_sha256 is None else str(weights_sha256)
+    if cfg.get("halo_clustering", "poisson") != "poisson":  # Poisson truths keep their (older) fingerprints
+        fp["halo_clustering"] = str(cfg["halo_clustering"])
     if map_index is not None:
         fp["map"] = int(map_index)
     return json.loads(json.dumps(fp, sort_keys=True))
@@ -527,12 +534,15 @@ def cosmos_patch(scale: str, npix: int, layout: str | None = None) -> ScaleSetup
                       (r, c), cosmos_npix, layout)
 
 
-def heldout_truths(setup: ScaleSetup, num: int, seed: int = HELDOUT_SEED) -> tuple[np.ndarray, list[Any], dict[str, Any]]:
-    """``num`` held-out halo-model truths ``(num, N, N)``, their catalogues and the simulator's description."""
+def heldout_truths(setup: ScaleSetup, num: int, seed: int = HELDOUT_SEED,
+                   clustering: str = "poisson") -> tuple[np.ndarray, list[Any], dict[str, Any]]:
+    """``num`` held-out halo-model truths ``(num, N, N)``, their catalogues and the simulator's description
+    (``clustering``: :attr:`core.physics.halos.HaloModelConfig.clustering`)."""
     from core.physics.cosmology import SourceRedshifts
     from core.physics.halos import HaloModelConfig, halo_model_simulator
 
-    simulator = halo_model_simulator(setup.geometry, HaloModelConfig(sources=SourceRedshifts.single_plane(1.0)))
+    simulator = halo_model_simulator(setup.geometry, HaloModelConfig(sources=SourceRedshifts.single_plane(1.0),
+                                                                     clustering=clustering))
     maps, cats = simulator.sample_maps(num, [int(seed), SCALES[setup.name][1]], with_catalogues=True)
     return np.asarray(maps, np.float64), cats, simulator.describe()
 
@@ -564,7 +574,7 @@ def run_scale(config: HaloPosteriorConfig, scale: str, notes: list[str],
     geometry, mask = setup.geometry, setup.mask
     sel = mask > 0
     power = pipeline.theory_power_map(geometry)
-    truths, catalogues, simulator = heldout_truths(setup, config.num_maps, config.seed)
+    truths, catalogues, simulator = heldout_truths(setup, config.num_maps, config.seed, config.halo_clustering)
     noise = NoiseModel(setup.noise_std)
     priors = _load_priors(config, setup, power, notes)
     labels = {method_name(label): label for label in config.weights}
@@ -859,6 +869,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the hybrid posterior on the first N maps of SCALE only (CPU budget)")
     p.add_argument("--sigma-min", type=float, default=d.sigma_min, help="last noise level")
     p.add_argument("--mass-threshold", type=float, default=d.mass_threshold, help="halo mass threshold, M_sun")
+    p.add_argument("--halo-clustering", choices=("poisson", "biased"), default=d.halo_clustering,
+                   help="halo positions of the truths: 'poisson' (uniform) or 'biased' (following the large-scale field)")
     p.add_argument("--seed", type=int, default=d.seed, help="held-out seed word of truths, noise and chains")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR, help="where to write the JSON and markdown")
     p.add_argument("--tag", default=None, help="file stem (default halo_posterior or halo_posterior_quick)")
@@ -890,7 +902,7 @@ def config_from_args(args: argparse.Namespace) -> HaloPosteriorConfig:
     cfg = HaloPosteriorConfig(scales=tuple(s.strip() for s in args.scales.split(",") if s.strip()),
                               sampler=args.sampler, sampler_options=options, steps_per_level=args.steps_per_level,
                               sigma_min=args.sigma_min, weights=weights, hybrid_maps=hybrid_maps,
-                              mass_threshold=args.mass_threshold, seed=args.seed)
+                              mass_threshold=args.mass_threshold, seed=args.seed, halo_clustering=args.halo_clustering)
     if args.quick:
         cfg = dataclasses.replace(cfg, **QUICK)
     overrides = {"num_maps": args.num_maps, "num_chains": args.chains, "num_levels": args.levels}

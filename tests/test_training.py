@@ -273,3 +273,14 @@ def test_halo_model_and_mixed_sources() -> None:
     assert make_map_source(("halo_model",), geometry, power).describe()["kind"] == "halo_model"
     with pytest.raises(ValueError, match="source must be one of"):
         TrainingConfig(field="nbody").validate()
+
+
+def test_halo_clustering_reaches_the_training_maps_and_bad_names_are_refused() -> None:
+    geometry = MapGeometry(16, PIX)
+    power = default_power_map(geometry)
+    biased = make_map_source(("halo_model",), geometry, power, halo_clustering="biased")
+    assert biased.describe()["clustering"] == "biased"
+    assert "clustering" not in make_map_source(("halo_model",), geometry, power).describe()
+    with pytest.raises(ValueError, match="halo_clustering must be one of"):
+        TrainingConfig(field="halo_model", halo_clustering="clustered").validate()
+    assert "--halo-clustering" in build_arg_parser().format_help()

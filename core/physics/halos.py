@@ -54,6 +54,27 @@ pyccl's halo-model power spectrum, 1- plus 2-halo terms, ``halomod_Pk2D``). Wher
 exceeds the target the total does too; :attr:`HaloModelSimulator.excess_fraction` reports the
 fraction of modes where that happens (a warning above 1 %). ``"none"`` gives the halo field alone.
 
+**Clustering** (``clustering="biased"``; default ``"poisson"``: uniform positions, independent of the large-scale
+field, as above). Real haloes trace the large-scale matter field, so the halo and large-scale parts of a map are
+correlated (the two-halo term is made *by the haloes*, not beside them). The large-scale residual
+``P_{\rm LS} = max(P_target − P^{1h}, 0)`` is split over the lens slices in proportion to each slice's Limber term of
+the halofit matter power, ``C_s(ℓ) ∝ q_s^2 Δχ_s/χ_s^2\, P_{\rm nl}((ℓ+½)/χ_s, z_s)``, and each slice gets its own
+Gaussian field ``g_s`` (thick slices are uncorrelated in Limber's approximation). ``g_s = W_s δ_s`` with
+``W_s = \bar ρ_m V_s T/M`` the convergence of the slice's mean matter (``V_s`` its comoving volume per steradian),
+so ``δ_s`` is the slice's projected density contrast; smoothed by a Gaussian of comoving radius
+``bias_smoothing_mpc`` (``L_s``: the linear-bias regime; haloes exclude each other on smaller scales) it modulates
+the halo counts: a halo of mass ``M`` in slice ``s`` is placed with probability density ``∝ max(1 + b(M, z_s)
+δ_s^{L}, 0)`` (pyccl halo bias ``halo_bias``, rejection sampling; the counts stay Poisson with the same means).
+In expectation these haloes carry the part ``R_s(ℓ) L_s(ℓ) g_s`` of the slice's field, with
+
+.. math::  R_s(ℓ) = \frac{1}{\bar ρ_m} \int_{M_{\min}}^{M_{\max}} \frac{dn}{d\log_{10}M}\, b(M)\, M\, u(k \mid M)\, d\log_{10}M,
+           \quad k = (ℓ+½)/χ_s ,
+
+(the mass-weighted bias of the haloes in the mass range, < 1), so the smooth (non-halo) part of the slice is
+``(1 − R_s L_s) g_s`` and the total keeps the target power to linear order. :attr:`HaloModelSimulator.cross_power`
+is the predicted halo × smooth cross-power map ``Σ_s R_s L_s (1 − R_s L_s) P_s``. Requires
+``large_scale_field="gaussian"``.
+
 Determinism: every draw comes from the explicit ``seed`` (:func:`core.seeds.stateless_seed`; a numpy
 ``Generator`` for the haloes, the stateless TF RNG for the large-scale field). Cosmology: Planck18
 (:func:`core.physics.cosmology.default_cosmology`).
@@ -84,6 +105,8 @@ __all__ = [
     "MASS_FUNCTIONS",
     "CONCENTRATIONS",
     "MASS_DEFINITIONS",
+    "HALO_BIASES",
+    "CLUSTERING",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,6 +124,13 @@ CONCENTRATIONS = {
     "Bhattacharya13": ccl.halos.ConcentrationBhattacharya13,
 }
 MASS_DEFINITIONS = ("200c", "200m", "500c", "vir")
+HALO_BIASES = {
+    "Tinker10": ccl.halos.HaloBiasTinker10,
+    "Sheth99": ccl.halos.HaloBiasSheth99,
+    "Sheth01": ccl.halos.HaloBiasSheth01,
+    "Bhattacharya11": ccl.halos.HaloBiasBhattacharya11,
+}
+CLUSTERING = ("poisson", "biased")
 LARGE_SCALE_FIELDS = ("gaussian", "lognormal", "none")
 TARGET_SPECTRA = ("halofit", "halo_model")
 MEAN_CONVENTIONS = ("expected", "map", "none")
@@ -124,6 +154,8 @@ class HaloModelConfig:
     large_scale_field: ``"gaussian"``, ``"lognormal"`` or ``"none"``; shift: lognormal shift (default
     :data:`core.physics.fields.DEFAULT_SHIFT`).
     target_spectrum: ``"halofit"`` or ``"halo_model"``; mean: ``"expected"``, ``"map"`` or ``"none"``.
+    clustering: ``"poisson"`` (uniform halo positions) or ``"biased"`` (positions follow the large-scale field
+    with the pyccl halo bias ``halo_bias``, smoothed on ``bias_smoothing_mpc`` comoving Mpc; see the module doc).
     """
 
     mass_min: float = 1e12
@@ -140,9 +172,12 @@ class HaloModelConfig:
     target_spectrum: str = "halofit"
     mean: str = "expected"
     anti_alias: bool = True
+    clustering: str = "poisson"
+    halo_bias: str = "Tinker10"
+    bias_smoothing_mpc: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("mass_min", "mass_max", "z_min"):
+        for name in ("mass_min", "mass_max", "z_min", "bias_smoothing_mpc"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -169,11 +204,18 @@ class HaloModelConfig:
             ("large_scale_field", LARGE_SCALE_FIELDS),
             ("target_spectrum", TARGET_SPECTRA),
             ("mean", MEAN_CONVENTIONS),
+            ("clustering", CLUSTERING),
+            ("halo_bias", tuple(HALO_BIASES)),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
             raise ValueError(f"shift must be positive and finite, got {self.shift!r}")
+        if not self.bias_smoothing_mpc > 0:
+            raise ValueError(f"bias_smoothing_mpc must be positive (comoving Mpc), got {self.bias_smoothing_mpc!r}")
+        if self.clustering == "biased" and self.large_scale_field != "gaussian":
+            raise ValueError("clustering='biased' places the haloes on a Gaussian large-scale field: it needs "
+                             f"large_scale_field='gaussian', got large_scale_field={self.large_scale_field!r}")
 
     @classmethod
     def single_plane(cls, z_source: float = DEFAULT_SOURCE_REDSHIFT, **kwargs: Any) -> "HaloModelConfig":
@@ -202,6 +244,8 @@ class HaloModelConfig:
             "target_spectrum": self.target_spectrum,
             "mean": self.mean,
             "anti_alias": self.anti_alias,
+            **({"clustering": "biased", "halo_bias": self.halo_bias, "bias_smoothing_mpc": float(self.bias_smoothing_mpc)}
+               if self.clustering == "biased" else {}),
         }
 
 
@@ -367,6 +411,30 @@ class HaloModelSimulator:
             weight = volume_per_sr[i] * mass2[i] * self._t_per_mass[i] ** 2  # Σ over bin of n·T²  (per sr)
             cl_1h += np.sum(weight[:, None] * u**2, axis=0)
         self.one_halo_spectrum = TheorySpectrum(ell, np.maximum(cl_1h, 1e-300), description="one-halo C_ell of the halo catalogue")
+        self._bias = None
+        if cfg.clustering == "biased":
+            self._build_clustering_tables(ell, a_mid, chi_mid, np.diff(chi_edges), volume_per_sr, mass1)
+
+    def _build_clustering_tables(self, ell: np.ndarray, a_mid: np.ndarray, chi_mid: np.ndarray, delta_chi: np.ndarray,
+                                 volume_per_sr: np.ndarray, mass1: np.ndarray) -> None:
+        """Per-slice tables of ``clustering="biased"`` on the 1-D ``ell`` grid (module doc, "Clustering")."""
+        cfg, cosmo = self.config, self.cosmology
+        bias = HALO_BIASES[cfg.halo_bias](mass_def=self._mass_def, mass_def_strict=False)
+        rho_m = float(ccl.rho_x(cosmo, 1.0, "matter", is_comoving=True))  # M⊙ / comoving Mpc³
+        self._bias = np.stack([np.asarray(bias(cosmo, self.mass_nodes, a), float) for a in a_mid])  # (S, B)
+        # convergence of the slice's mean matter: κ = W_s δ_s for a projected density contrast δ_s
+        self.slice_weight = rho_m * volume_per_sr * self._t_per_mass  # (S,)
+        limber = np.empty((a_mid.size, ell.size))
+        response = np.empty((a_mid.size, ell.size))
+        for i, a in enumerate(a_mid):
+            k = (ell + 0.5) / chi_mid[i]
+            u = np.atleast_2d(self._profile.fourier(cosmo, k, self.mass_nodes, a)) / self.mass_nodes[:, None]  # (B, L)
+            response[i] = np.sum((self._bias[i] * mass1[i])[:, None] * u, axis=0) / rho_m
+            limber[i] = self.slice_weight[i] ** 2 / (delta_chi[i] * chi_mid[i] ** 2) * ccl.nonlin_matter_power(cosmo, k, a)
+        self._clustering_ell = ell
+        self.slice_response = response  # R_s(ℓ): the haloes' share of the slice's density field (linear bias)
+        self.slice_fraction = limber / limber.sum(axis=0, keepdims=True)  # each slice's share of the Limber C_ℓ
+        self._smoothing_k = np.stack([(ell + 0.5) / chi for chi in chi_mid]) * cfg.bias_smoothing_mpc
 
     def _build_power(self) -> None:
         cfg, geo = self.config, self.geometry
@@ -388,6 +456,31 @@ class HaloModelSimulator:
         if cfg.large_scale_field == "none":
             self.large_scale_power = np.zeros_like(residual)
         self.expected_power = self.large_scale_power + self.one_halo_power
+        self.cross_power = np.zeros_like(residual)
+        if self._bias is not None:
+            self._build_clustering_power()
+
+    def _build_clustering_power(self) -> None:
+        """Slice power maps ``P_s``, the half-plane filters ``δ_s^L = L_s g_s / W_s`` and ``(1 − R_s L_s)`` of
+        ``clustering="biased"``, and the predicted halo × smooth :attr:`cross_power`."""
+        geo = self.geometry
+        ell_map = geo.ell.copy()
+        ell_map[0, 0] = geo.ell_fundamental
+        log_ell = np.log(self._clustering_ell)
+        on_map = lambda table: np.stack([np.interp(np.log(ell_map), log_ell, row) for row in table])  # noqa: E731
+        fraction = on_map(self.slice_fraction)
+        fraction /= fraction.sum(axis=0, keepdims=True)
+        smoothing = np.exp(-0.5 * on_map(self._smoothing_k) ** 2)  # L_s(ℓ)
+        carried = on_map(self.slice_response) * smoothing  # R_s L_s
+        if np.any(carried > 1.0):
+            logger.warning("halo model: the haloes' linear response exceeds the slice's field (R_s L_s up to %.2f); "
+                           "the smooth part is clipped at zero there", float(carried.max()))
+        smooth = np.clip(1.0 - carried, 0.0, None)
+        self.slice_power = fraction * self.large_scale_power[None]  # (S, N, N); Σ_s = large_scale_power
+        half = geo.npix // 2 + 1
+        self._modulation_half = (smoothing / self.slice_weight[:, None, None])[:, :, :half]
+        self._smooth_half = smooth[:, :, :half]
+        self.cross_power = np.sum(carried * smooth * self.slice_power, axis=0)
 
     def _target_power(self) -> np.ndarray:
         cfg, geo = self.config, self.geometry
@@ -408,8 +501,13 @@ class HaloModelSimulator:
         """Expected pixel standard deviation, ``√(mean P_k)`` of the expected total power."""
         return float(np.sqrt(self.expected_power.mean()))
 
-    def sample_catalogue(self, rng: np.random.Generator) -> tuple[HaloCatalogue, np.ndarray, np.ndarray]:
-        """Draw one catalogue; also returns the table row and ``θ_Δ`` in pixels of every halo."""
+    def sample_catalogue(self, rng: np.random.Generator,
+                         density: np.ndarray | None = None) -> tuple[HaloCatalogue, np.ndarray, np.ndarray]:
+        """Draw one catalogue; also returns the table row and ``θ_Δ`` in pixels of every halo.
+
+        ``density``: the smoothed projected density contrast ``δ_s^L`` of every slice, ``(S, N, N)``
+        (``clustering="biased"``); positions are then drawn with density ``∝ max(1 + b δ_s^L, 0)``, else uniformly.
+        """
         counts = rng.poisson(self.expected_counts)  # (S, B)
         flat = counts.ravel()
         row = np.repeat(np.arange(flat.size), flat)
@@ -426,11 +524,31 @@ class HaloModelSimulator:
         npix = self.geometry.npix
         x = rng.random(n) * npix
         y = rng.random(n) * npix
+        if density is not None:
+            x, y = self._biased_positions(rng, x, y, density, s_idx, self._bias[s_idx, b_idx])
         ratio = mass / self.mass_nodes[b_idx]
         theta_pix = self._theta_node_pix[s_idx, b_idx] * np.cbrt(ratio)
         t_sr = mass * self._t_per_mass[s_idx]
         cat = HaloCatalogue(x, y, mass, self.z_slices[s_idx], theta_pix * self.geometry.pixel_size_arcmin, t_sr)
         return cat, row, theta_pix
+
+    def _biased_positions(self, rng: np.random.Generator, x: np.ndarray, y: np.ndarray, density: np.ndarray,
+                          slices: np.ndarray, bias: np.ndarray, max_rounds: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+        """Rejection sampling of positions with density ``∝ max(1 + b δ_s^L(pixel), 0)``, starting from the uniform
+        proposals ``x, y`` (a rejected halo draws a new uniform proposal)."""
+        npix = self.geometry.npix
+        top = 1.0 + np.maximum(bias * density.reshape(density.shape[0], -1).max(axis=1)[slices], 0.0)
+        todo = np.arange(x.size)
+        for _ in range(max_rounds):
+            if todo.size == 0:
+                return x, y
+            ix = np.floor(x[todo]).astype(np.int64) % npix
+            iy = np.floor(y[todo]).astype(np.int64) % npix
+            weight = np.maximum(1.0 + bias[todo] * density[slices[todo], iy, ix], 0.0)
+            todo = todo[rng.random(todo.size) * top[todo] >= weight]
+            x[todo] = rng.random(todo.size) * npix
+            y[todo] = rng.random(todo.size) * npix
+        raise RuntimeError(f"biased halo placement did not converge ({todo.size} haloes left)")
 
     def paint(self, cat: HaloCatalogue, rows: np.ndarray, theta_pix: np.ndarray) -> np.ndarray:
         """The halo convergence map (float64, N×N, periodic) of a catalogue (no mean subtracted)."""
@@ -533,9 +651,17 @@ class HaloModelSimulator:
         halo_seeds = np.asarray(tf.stack(seeds[:-1]).numpy())
         out = np.empty((int(num),) + self.geometry.shape, np.float32)
         cats: list[HaloCatalogue] = []
+        density = smooth = None
+        if self._bias is not None:  # clustering="biased": one Gaussian field per lens slice
+            slice_seeds = tfp.random.split_seed(seeds[-1], n=len(self.slice_power))
+            fields = np.stack([gaussian_field(p, int(num), sd).numpy() for p, sd in zip(self.slice_power, slice_seeds)],
+                              axis=1).astype(np.float64)  # (num, S, N, N)
+            spectra = np.fft.rfft2(fields)
+            density = np.fft.irfft2(spectra * self._modulation_half, s=self.geometry.shape)
+            smooth = np.fft.irfft2(spectra * self._smooth_half, s=self.geometry.shape).sum(axis=1)
         for i in range(int(num)):
             rng = self._rng(halo_seeds[i])
-            cat, rows, theta = self.sample_catalogue(rng)
+            cat, rows, theta = self.sample_catalogue(rng, None if density is None else density[i])
             halo_map = self._painted(cat, rows, theta)
             if cfg.mean == "expected":
                 halo_map -= self.expected_mean
@@ -544,7 +670,11 @@ class HaloModelSimulator:
             out[i] = halo_map
             if with_catalogues:
                 cats.append(cat)
-        if cfg.large_scale_field != "none":
+        if smooth is not None:
+            if cfg.mean == "map":
+                smooth = smooth - smooth.mean(axis=(1, 2), keepdims=True)
+            out += smooth.astype(np.float32)
+        elif cfg.large_scale_field != "none":
             if cfg.large_scale_field == "gaussian":
                 ls = gaussian_field(self.large_scale_power, int(num), seeds[-1])
             else:
@@ -562,6 +692,16 @@ class HaloModelSimulator:
             "expected_mean_halo_kappa": self.expected_mean,
             "one_halo_excess_fraction": self.excess_fraction,
         }
+
+    @property
+    def halo_share(self) -> float:
+        """``clustering="biased"``: the haloes' share of the large-scale field's variance in expectation,
+        ``Σ_k Σ_s (R_s L_s)² P_s / Σ_k P_LS`` (0 for Poisson haloes)."""
+        if self._bias is None:
+            return 0.0
+        carried = 1.0 - self._smooth_half  # only where not clipped; a diagnostic
+        return float(np.sum(carried**2 * self.slice_power[:, :, : self.geometry.npix // 2 + 1])
+                     / max(np.sum(self.large_scale_power[:, : self.geometry.npix // 2 + 1]), 1e-300))
 
 
 def halo_model_spectrum(config: HaloModelConfig, num_ell: int = 200) -> TheorySpectrum:

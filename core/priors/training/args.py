@@ -66,6 +66,9 @@ def build_arg_parser(prog: str = "kappascope train") -> argparse.ArgumentParser:
     g.add_argument("--source", "--field", dest="field", default=d.field, metavar="KIND[+KIND]",
                    help="simulated training maps: 'lognormal', 'gaussian', 'halo_model' (core.physics.halos), or a per-map "
                         "mixture with equal probabilities such as 'halo_model+lognormal'")
+    g.add_argument("--halo-clustering", choices=("poisson", "biased"), default=d.halo_clustering,
+                   help="halo positions of the 'halo_model' maps: 'poisson' (uniform) or 'biased' (following the "
+                        "large-scale field with the Tinker10 halo bias, core.physics.halos)")
     g.add_argument("--shift", type=float, default=None, help="lognormal shift lambda (default: core.physics.fields.DEFAULT_SHIFT)")
     g.add_argument("--data-dir", default=None, help="train on random crops of the .npy/.fits maps in this directory instead of simulations")
     g = p.add_argument_group("network")
@@ -99,6 +102,7 @@ def config_from_args(args: argparse.Namespace, command: str | None = None) -> Tr
         z_source=args.z_source,
         field=args.field,
         shift=args.shift,
+        halo_clustering=args.halo_clustering,
         data_dir=args.data_dir,
         init_weights=args.init_weights,
         channels=tuple(args.channels),

@@ -165,15 +165,17 @@ class MixedMaps:
 
 
 def make_map_source(kinds: Sequence[str], geometry: MapGeometry, power_map: np.ndarray, shift: float | None = None,
-                    z_source: float = 1.0) -> Any:
-    """The training-map source for ``kinds`` (see :func:`parse_source`)."""
+                    z_source: float = 1.0, halo_clustering: str = "poisson") -> Any:
+    """The training-map source for ``kinds`` (see :func:`parse_source`); ``halo_clustering`` is the halo-model maps'
+    :attr:`core.physics.halos.HaloModelConfig.clustering`."""
     from core.physics.cosmology import SourceRedshifts
     from core.physics.halos import HaloModelConfig
 
     sources = []
     for kind in kinds:
         if kind == "halo_model":
-            sources.append(HaloModelMaps(geometry, HaloModelConfig(sources=SourceRedshifts.single_plane(z_source))))
+            sources.append(HaloModelMaps(geometry, HaloModelConfig(sources=SourceRedshifts.single_plane(z_source),
+                                                                       clustering=halo_clustering)))
         else:
             sources.append(SimulatedMaps(power_map, kind=kind, shift=shift))
     return MixedMaps(sources) if len(sources) > 1 else sources[0]

@@ -62,6 +62,7 @@ class TrainingConfig:
     z_source: float = 1.0
     field: str = "lognormal"
     shift: float | None = None
+    halo_clustering: str = "poisson"
     data_dir: str | None = None
     init_weights: str | None = None
     channels: tuple[int, ...] = (16, 32, 64)
@@ -125,6 +126,10 @@ class TrainingConfig:
         if self.loss_weighting not in ("gaussian", "none"):
             raise ValueError(f"loss_weighting must be 'gaussian' or 'none', got {self.loss_weighting!r}")
         parse_source(self.field)
+        from core.physics.halos import CLUSTERING
+
+        if self.halo_clustering not in CLUSTERING:
+            raise ValueError(f"halo_clustering must be one of {CLUSTERING}, got {self.halo_clustering!r}")
         for name in ("steps", "batch_size", "val_maps", "val_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -256,7 +261,8 @@ def train(config: TrainingConfig, save: bool = True, stop_at: int | None = None)
     if config.data_dir is not None:
         source = MapDirectory(config.data_dir, config.npix, pixel_size_arcmin=config.pixel_size_arcmin)
     else:
-        source = make_map_source(parse_source(config.field), geometry, power, shift=config.shift, z_source=config.z_source)
+        source = make_map_source(parse_source(config.field), geometry, power, shift=config.shift, z_source=config.z_source,
+                                 halo_clustering=config.halo_clustering)
 
     net_config = {
         "channels": list(config.channels),
