@@ -3,7 +3,8 @@ r"""Calibration benchmark: do the posterior credible intervals contain the truth
 Set-up (the demo geometry): ``num_maps`` true convergence maps ``κ*`` on 64×64 pixels of 0.87′ (the COSMOS field's
 104.4′ at 120 pixels) drawn as shifted-lognormal fields with the Planck18 z_s = 1 power spectrum
 (:func:`core.physics.fields.lognormal_field`; ``--truth gaussian``: Gaussian fields; ``--truth halo_model``: halo-model
-maps of :func:`core.physics.halos.halo_model_maps`); the real COSMOS footprint resampled to the grid (:func:`core.data.observation.cosmos_mask`);
+maps of :func:`core.physics.halos.halo_model_maps`, ``halo_model_clustered`` the same with haloes following the
+large-scale field); the real COSMOS footprint resampled to the grid (:func:`core.data.observation.cosmos_mask`);
 uniform shape noise ``σ_n = σ_e/√(n_gal A_pix)`` with COSMOS-like ``σ_e = 0.3`` and ``n_gal = 65`` arcmin⁻²
 (0.043 per pixel at 0.87′); shear ``γ = M(Pκ* + n)`` (:func:`core.data.observation.mock_shear`).
 
@@ -175,10 +176,12 @@ def sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> d
 
 def _truths(config: CalibrationConfig, geometry: Any, power: np.ndarray) -> np.ndarray:
     """``num_maps`` simulated truths ``(M, N, N)`` float64 of the configured kind (seed ``config.seed``)."""
-    if config.truth == "halo_model":
-        from core.physics.halos import halo_model_maps
+    if config.truth in ("halo_model", "halo_model_clustered"):
+        from core.physics.halos import HaloModelConfig, halo_model_maps
 
-        return np.asarray(halo_model_maps(geometry, config.num_maps, seed=config.seed), dtype=np.float64)
+        halo_config = HaloModelConfig(clustering="biased") if config.truth == "halo_model_clustered" else None
+        return np.asarray(halo_model_maps(geometry, config.num_maps, seed=config.seed, config=halo_config),
+                          dtype=np.float64)
     from core.physics.fields import gaussian_field, lognormal_field
 
     make_truth = lognormal_field if config.truth == "lognormal" else gaussian_field

@@ -68,7 +68,7 @@ MASSES = ("auto", "fourier", "fourier_capped", "identity")
 PREDICTORS = ("auto", "reverse_diffusion", "none")
 INITS = ("wiener", "ks", "prior")
 DENOISERS = ("tweedie", "ode", "none")
-DATA_SOURCES = ("lognormal", "gaussian", "halo_model", "cosmos")
+DATA_SOURCES = ("lognormal", "gaussian", "halo_model", "halo_model_clustered", "cosmos")
 MASKS = ("none", "random_holes", "stripes", "random_holes+stripes", "cosmos")  # masks of simulated problems
 
 # ------------------------------------------------------------------------------------------- bounds

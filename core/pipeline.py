@@ -163,10 +163,11 @@ def build_problem(shear: Any, noise_std: Any, mask: Any, geometry: MapGeometry, 
 
 
 def _simulated_truth(source: str, geometry: MapGeometry, power_map: np.ndarray, seed: int) -> np.ndarray:
-    if source == "halo_model":
-        from core.physics.halos import halo_model_maps
+    if source in ("halo_model", "halo_model_clustered"):
+        from core.physics.halos import HaloModelConfig, halo_model_maps
 
-        return np.asarray(halo_model_maps(geometry, 1, seed=[seed, 2]))[0]
+        config = HaloModelConfig(clustering="biased") if source == "halo_model_clustered" else None
+        return np.asarray(halo_model_maps(geometry, 1, seed=[seed, 2], config=config))[0]
     from core.physics.fields import gaussian_field, lognormal_field
 
     field_fn: Callable[..., Any] = lognormal_field if source == "lognormal" else gaussian_field

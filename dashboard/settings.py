@@ -48,12 +48,14 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------- vocabularies
 SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, HALO_MODEL, COSMOS = "lognormal", "gaussian", "halo_model", "cosmos"
+HALO_MODEL_CLUSTERED = "halo_model_clustered"
 UPLOADED = "upload"
 _DATA_LABELS = {SIMULATED_LOGNORMAL: "simulated lognormal", SIMULATED_GAUSSIAN: "simulated Gaussian",
-                HALO_MODEL: "simulated halo model (clusters)", COSMOS: "COSMOS (HST)", UPLOADED: "uploaded shear FITS"}
+                HALO_MODEL: "simulated halo model (clusters)",
+                HALO_MODEL_CLUSTERED: "simulated halo model (clustered haloes)", COSMOS: "COSMOS (HST)", UPLOADED: "uploaded shear FITS"}
 #: Simulated truth kinds and real data of the core, plus the dashboard's own "upload".
 DATA_SOURCES = tuple(core_options.DATA_SOURCES) + (UPLOADED,)
-SIMULATED_SOURCES = (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, HALO_MODEL)
+SIMULATED_SOURCES = (SIMULATED_LOGNORMAL, SIMULATED_GAUSSIAN, HALO_MODEL, HALO_MODEL_CLUSTERED)
 
 #: Mask choices: the ``core.data.observation.MASK_PRESETS`` keys, an uploaded file, or shapes drawn on the page.
 MASK_CHOICES = ("full", "stars", "stripes", "stars+stripes", "cosmos", "uploaded", "drawn")

@@ -65,6 +65,16 @@ def test_simulated_problem_is_reproducible_and_masked():
         pipeline.simulated_problem(16, 2.0, seed=-1)
 
 
+def test_halo_model_sources_poisson_and_clustered():
+    """Both halo-model sources give a finite truth at the same seed; the clustered one moves the haloes (another map)."""
+    poisson = pipeline.simulated_problem(32, 0.87, source="halo_model", mask=None, seed=4)
+    clustered = pipeline.simulated_problem(32, 0.87, source="halo_model_clustered", mask=None, seed=4)
+    assert np.all(np.isfinite(poisson.truth)) and np.all(np.isfinite(clustered.truth))
+    assert not np.allclose(poisson.truth, clustered.truth)
+    np.testing.assert_array_equal(clustered.truth, pipeline.simulated_problem(
+        32, 0.87, source="halo_model_clustered", mask=None, seed=4).truth)
+
+
 def test_build_problem_from_arrays_and_an_existing_prior():
     sim = pipeline.simulated_problem(16, 2.0, source="gaussian", mask=None, seed=5)
     again = pipeline.build_problem(sim.shear, sim.noise_std, None, GEOMETRY, prior=sim.prior)
