@@ -70,10 +70,13 @@ In expectation these haloes carry the part ``R_s(ℓ) L_s(ℓ) g_s`` of the slic
 .. math::  R_s(ℓ) = \frac{1}{\bar ρ_m} \int_{M_{\min}}^{M_{\max}} \frac{dn}{d\log_{10}M}\, b(M)\, M\, u(k \mid M)\, d\log_{10}M,
            \quad k = (ℓ+½)/χ_s ,
 
-(the mass-weighted bias of the haloes in the mass range, < 1), so the smooth (non-halo) part of the slice is
+(the mass-weighted bias of the haloes in the mass range, < 1: 0.36–0.42 at k → 0 for 10¹²–10¹⁶ M⊙, Tinker10,
+z = 0.8–0.03), so the smooth (non-halo) part of the slice is
 ``(1 − R_s L_s) g_s`` and the total keeps the target power to linear order. :attr:`HaloModelSimulator.cross_power`
 is the predicted halo × smooth cross-power map ``Σ_s R_s L_s (1 − R_s L_s) P_s``. Requires
-``large_scale_field="gaussian"``.
+``large_scale_field="gaussian"``. Measured with the defaults (``benchmarks/results/halos.json``): the haloes carry
+≈ 3 % of the large-scale field's variance (:attr:`HaloModelSimulator.halo_share`) at 64² × 0.87′ and 360² × 0.29′,
+the skewness rises from 1.52 to 1.66 (0.87′) and 1.98 to 2.13 (0.29′), 0.5 s per 360² map.
 
 Determinism: every draw comes from the explicit ``seed`` (:func:`core.seeds.stateless_seed`; a numpy
 ``Generator`` for the haloes, the stateless TF RNG for the large-scale field). Cosmology: Planck18
