@@ -654,17 +654,19 @@ class HaloModelSimulator:
         halo_seeds = np.asarray(tf.stack(seeds[:-1]).numpy())
         out = np.empty((int(num),) + self.geometry.shape, np.float32)
         cats: list[HaloCatalogue] = []
-        density = smooth = None
+        fields = smooth = density = None
         if self._bias is not None:  # clustering="biased": one Gaussian field per lens slice
             slice_seeds = tfp.random.split_seed(seeds[-1], n=len(self.slice_power))
             fields = np.stack([gaussian_field(p, int(num), sd).numpy() for p, sd in zip(self.slice_power, slice_seeds)],
-                              axis=1).astype(np.float64)  # (num, S, N, N)
-            spectra = np.fft.rfft2(fields)
-            density = np.fft.irfft2(spectra * self._modulation_half, s=self.geometry.shape)
-            smooth = np.fft.irfft2(spectra * self._smooth_half, s=self.geometry.shape).sum(axis=1)
+                              axis=1)  # (num, S, N, N) float32
+            smooth = np.empty((int(num),) + self.geometry.shape)
         for i in range(int(num)):
             rng = self._rng(halo_seeds[i])
-            cat, rows, theta = self.sample_catalogue(rng, None if density is None else density[i])
+            if fields is not None:  # per map, so that memory stays O(S N²)
+                spectra = np.fft.rfft2(fields[i].astype(np.float64))
+                density = np.fft.irfft2(spectra * self._modulation_half, s=self.geometry.shape)
+                smooth[i] = np.fft.irfft2(spectra * self._smooth_half, s=self.geometry.shape).sum(axis=0)
+            cat, rows, theta = self.sample_catalogue(rng, density)
             halo_map = self._painted(cat, rows, theta)
             if cfg.mean == "expected":
                 halo_map -= self.expected_mean
