@@ -162,11 +162,14 @@ def build_problem(shear: Any, noise_std: Any, mask: Any, geometry: MapGeometry, 
                    metadata=dict(observation.metadata))
 
 
-def _simulated_truth(source: str, geometry: MapGeometry, power_map: np.ndarray, seed: int) -> np.ndarray:
+def _simulated_truth(source: str, geometry: MapGeometry, power_map: np.ndarray, seed: int,
+                     z_source: float = DEFAULT_SOURCE_REDSHIFT) -> np.ndarray:
     if source in ("halo_model", "halo_model_clustered"):
+        from core.physics.cosmology import SourceRedshifts
         from core.physics.halos import HaloModelConfig, halo_model_maps
 
-        config = HaloModelConfig(clustering="biased") if source == "halo_model_clustered" else None
+        config = HaloModelConfig(sources=SourceRedshifts.single_plane(float(z_source)),
+                                 clustering="biased" if source == "halo_model_clustered" else "poisson")
         return np.asarray(halo_model_maps(geometry, 1, seed=[seed, 2], config=config))[0]
     from core.physics.fields import gaussian_field, lognormal_field
 
@@ -199,7 +202,7 @@ def simulated_problem(npix: int, pixel_arcmin: float, source: str = "lognormal",
     geometry = MapGeometry(npix, pixel_arcmin)
     power_map = theory_power_map(geometry, z_source)
     mask_arr = _simulated_mask(mask, geometry, int(seed))
-    truth = _simulated_truth(source, geometry, power_map, int(seed))
+    truth = _simulated_truth(source, geometry, power_map, int(seed), z_source)
     noise = NoiseModel.from_galaxy_density(geometry, sigma_e=sigma_e, n_gal_arcmin2=n_gal)
     observation = Observation.simulated(geometry, truth, noise, mask_arr, seed=[int(seed), 3],
                                         metadata={"truth": source, "sigma_e": sigma_e, "n_gal": n_gal})

@@ -73,6 +73,11 @@ def test_halo_model_sources_poisson_and_clustered():
     assert not np.allclose(poisson.truth, clustered.truth)
     np.testing.assert_array_equal(clustered.truth, pipeline.simulated_problem(
         32, 0.87, source="halo_model_clustered", mask=None, seed=4).truth)
+    # the truth follows the problem's source redshift, as its prior's power map does (z_s = 2: several times the
+    # power; 8 maps' pixel variance, far outside their scatter)
+    var = {z: np.mean([np.var(pipeline.simulated_problem(32, 0.87, source="halo_model", mask=None, seed=s,
+                                                         z_source=z).truth) for s in range(8)]) for z in (1.0, 2.0)}
+    assert var[2.0] > 1.5 * var[1.0]
 
 
 def test_build_problem_from_arrays_and_an_existing_prior():
