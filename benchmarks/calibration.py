@@ -176,12 +176,13 @@ def sample_metrics(samples: np.ndarray, truth: np.ndarray, sel: np.ndarray) -> d
 
 def _truths(config: CalibrationConfig, geometry: Any, power: np.ndarray) -> np.ndarray:
     """``num_maps`` simulated truths ``(M, N, N)`` float64 of the configured kind (seed ``config.seed``)."""
-    if config.truth in ("halo_model", "halo_model_clustered"):
-        from core.physics.halos import HaloModelConfig, halo_model_maps
+    from core import pipeline
 
-        halo_config = HaloModelConfig(clustering="biased") if config.truth == "halo_model_clustered" else None
-        return np.asarray(halo_model_maps(geometry, config.num_maps, seed=config.seed, config=halo_config),
-                          dtype=np.float64)
+    if config.truth in pipeline.HALO_SOURCES:
+        from core.physics.halos import halo_model_maps
+
+        return np.asarray(halo_model_maps(geometry, config.num_maps, seed=config.seed,
+                                          config=pipeline.halo_source_config(config.truth)), dtype=np.float64)
     from core.physics.fields import gaussian_field, lognormal_field
 
     make_truth = lognormal_field if config.truth == "lognormal" else gaussian_field

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks._tables import run_or_report, standard_error
+from core.options import HALO_CLUSTERING
 
 logger = logging.getLogger("benchmarks.compare_weights")
 
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-arcmin", type=float, default=104.4 / 120)
     p.add_argument("--maps", type=int, default=128, help="fresh held-out maps")
     p.add_argument("--source", default="halo_model", choices=("halo_model", "lognormal"))
-    p.add_argument("--halo-clustering", default="poisson", choices=("poisson", "biased"),
+    p.add_argument("--halo-clustering", default="poisson", choices=HALO_CLUSTERING,
                    help="halo positions of the halo-model maps (core.physics.halos.HaloModelConfig.clustering)")
     p.add_argument("--denoise-sigmas", default=",".join(f"{v:g}" for v in DEFAULT_DENOISE_SIGMAS),
                    help="comma-separated noise levels of the direct-denoising comparison ('' to skip)")

@@ -97,7 +97,7 @@ import numpy as np
 
 from benchmarks._tables import aggregate, fmt, mean_se, paired_difference, run_or_report, write_report
 from benchmarks.calibration import point_metrics, sample_metrics, expected_coverages
-from core.options import sampler_names
+from core.options import HALO_CLUSTERING, sampler_names
 
 logger = logging.getLogger("benchmarks.halo_posterior")
 
@@ -156,10 +156,8 @@ class HaloPosteriorConfig:
             raise ValueError(f"npix must be an even integer ≥ 16, got {self.npix!r}")
         if not self.mass_threshold > 0:
             raise ValueError(f"mass_threshold must be positive (M_sun), got {self.mass_threshold!r}")
-        from core.physics.halos import CLUSTERING
-
-        if self.halo_clustering not in CLUSTERING:
-            raise ValueError(f"halo_clustering must be one of {CLUSTERING}, got {self.halo_clustering!r}")
+        if self.halo_clustering not in HALO_CLUSTERING:
+            raise ValueError(f"halo_clustering must be one of {HALO_CLUSTERING}, got {self.halo_clustering!r}")
         for scale, n in self.hybrid_maps.items():
             if scale not in SCALES or isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"hybrid_maps must map scales {tuple(SCALES)} to positive integers, got {scale!r}: {n!r}")
@@ -869,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the hybrid posterior on the first N maps of SCALE only (CPU budget)")
     p.add_argument("--sigma-min", type=float, default=d.sigma_min, help="last noise level")
     p.add_argument("--mass-threshold", type=float, default=d.mass_threshold, help="halo mass threshold, M_sun")
-    p.add_argument("--halo-clustering", choices=("poisson", "biased"), default=d.halo_clustering,
+    p.add_argument("--halo-clustering", choices=HALO_CLUSTERING, default=d.halo_clustering,
                    help="halo positions of the truths: 'poisson' (uniform) or 'biased' (following the large-scale field)")
     p.add_argument("--seed", type=int, default=d.seed, help="held-out seed word of truths, noise and chains")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR, help="where to write the JSON and markdown")

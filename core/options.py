@@ -33,6 +33,7 @@ __all__ = [
     "INITS",
     "DENOISERS",
     "DATA_SOURCES",
+    "HALO_CLUSTERING",
     "MASKS",
     "MIN_NPIX",
     "MAX_NPIX",
@@ -69,6 +70,7 @@ PREDICTORS = ("auto", "reverse_diffusion", "none")
 INITS = ("wiener", "ks", "prior")
 DENOISERS = ("tweedie", "ode", "none")
 DATA_SOURCES = ("lognormal", "gaussian", "halo_model", "halo_model_clustered", "cosmos")
+HALO_CLUSTERING = ("poisson", "biased")  # halo positions of halo-model maps (core.physics.halos.HaloModelConfig.clustering)
 MASKS = ("none", "random_holes", "stripes", "random_holes+stripes", "cosmos")  # masks of simulated problems
 
 # ------------------------------------------------------------------------------------------- bounds

@@ -41,6 +41,8 @@ from core.physics.geometry import MapGeometry
 
 __all__ = [
     "theory_power_map",
+    "HALO_SOURCES",
+    "halo_source_config",
     "build_prior",
     "Problem",
     "build_problem",
@@ -162,15 +164,28 @@ def build_problem(shear: Any, noise_std: Any, mask: Any, geometry: MapGeometry, 
                    metadata=dict(observation.metadata))
 
 
+HALO_SOURCES = ("halo_model", "halo_model_clustered")
+
+
+def halo_source_config(source: str, z_source: float = DEFAULT_SOURCE_REDSHIFT) -> Any:
+    """The :class:`core.physics.halos.HaloModelConfig` of a halo-model data source (:data:`HALO_SOURCES`): one
+    source plane at ``z_source``, haloes Poisson (``"halo_model"``) or following the large-scale field
+    (``"halo_model_clustered"``)."""
+    from core.physics.cosmology import SourceRedshifts
+    from core.physics.halos import HaloModelConfig
+
+    if source not in HALO_SOURCES:
+        raise ValueError(f"halo-model source must be one of {HALO_SOURCES}, got {source!r}")
+    return HaloModelConfig(sources=SourceRedshifts.single_plane(float(z_source)),
+                           clustering="biased" if source == "halo_model_clustered" else "poisson")
+
+
 def _simulated_truth(source: str, geometry: MapGeometry, power_map: np.ndarray, seed: int,
                      z_source: float = DEFAULT_SOURCE_REDSHIFT) -> np.ndarray:
-    if source in ("halo_model", "halo_model_clustered"):
-        from core.physics.cosmology import SourceRedshifts
-        from core.physics.halos import HaloModelConfig, halo_model_maps
+    if source in HALO_SOURCES:
+        from core.physics.halos import halo_model_maps
 
-        config = HaloModelConfig(sources=SourceRedshifts.single_plane(float(z_source)),
-                                 clustering="biased" if source == "halo_model_clustered" else "poisson")
-        return np.asarray(halo_model_maps(geometry, 1, seed=[seed, 2], config=config))[0]
+        return np.asarray(halo_model_maps(geometry, 1, seed=[seed, 2], config=halo_source_config(source, z_source)))[0]
     from core.physics.fields import gaussian_field, lognormal_field
 
     field_fn: Callable[..., Any] = lognormal_field if source == "lognormal" else gaussian_field

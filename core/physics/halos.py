@@ -96,6 +96,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from core.physics.cosmology import SourceRedshifts, TheorySpectrum, default_cosmology, default_power_map, DEFAULT_SOURCE_REDSHIFT
+from core.options import HALO_CLUSTERING
 from core.physics.geometry import MapGeometry
 from core.seeds import SeedLike, stateless_seed
 
@@ -133,7 +134,7 @@ HALO_BIASES = {
     "Sheth01": ccl.halos.HaloBiasSheth01,
     "Bhattacharya11": ccl.halos.HaloBiasBhattacharya11,
 }
-CLUSTERING = ("poisson", "biased")
+CLUSTERING = HALO_CLUSTERING
 LARGE_SCALE_FIELDS = ("gaussian", "lognormal", "none")
 TARGET_SPECTRA = ("halofit", "halo_model")
 MEAN_CONVENTIONS = ("expected", "map", "none")

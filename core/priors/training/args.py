@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 
+from core.options import HALO_CLUSTERING
 from core.priors.hybrid import RESIDUAL_FILTERS
 from core.priors.training.loop import TrainingConfig, TrainingResult, train
 
@@ -66,7 +67,7 @@ def build_arg_parser(prog: str = "kappascope train") -> argparse.ArgumentParser:
     g.add_argument("--source", "--field", dest="field", default=d.field, metavar="KIND[+KIND]",
                    help="simulated training maps: 'lognormal', 'gaussian', 'halo_model' (core.physics.halos), or a per-map "
                         "mixture with equal probabilities such as 'halo_model+lognormal'")
-    g.add_argument("--halo-clustering", choices=("poisson", "biased"), default=d.halo_clustering,
+    g.add_argument("--halo-clustering", choices=HALO_CLUSTERING, default=d.halo_clustering,
                    help="halo positions of the 'halo_model' maps: 'poisson' (uniform) or 'biased' (following the "
                         "large-scale field with the Tinker10 halo bias, core.physics.halos)")
     g.add_argument("--shift", type=float, default=None, help="lognormal shift lambda (default: core.physics.fields.DEFAULT_SHIFT)")

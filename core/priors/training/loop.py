@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from core.options import HALO_CLUSTERING
 from core.physics.geometry import MapGeometry
 from core.priors.hybrid import RESIDUAL_FILTERS, HybridPrior, filter_residual, save_network
 from core.priors.network import ScoreUNet, build_score_network, check_map_size, count_parameters
@@ -126,10 +127,8 @@ class TrainingConfig:
         if self.loss_weighting not in ("gaussian", "none"):
             raise ValueError(f"loss_weighting must be 'gaussian' or 'none', got {self.loss_weighting!r}")
         parse_source(self.field)
-        from core.physics.halos import CLUSTERING
-
-        if self.halo_clustering not in CLUSTERING:
-            raise ValueError(f"halo_clustering must be one of {CLUSTERING}, got {self.halo_clustering!r}")
+        if self.halo_clustering not in HALO_CLUSTERING:
+            raise ValueError(f"halo_clustering must be one of {HALO_CLUSTERING}, got {self.halo_clustering!r}")
         for name in ("steps", "batch_size", "val_maps", "val_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
